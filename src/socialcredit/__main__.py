@@ -1,0 +1,5 @@
+"""``python -m socialcredit``."""
+
+from socialcredit.cli import main
+
+main()

@@ -1,0 +1,77 @@
+"""Sparse sampling of the day's true events.
+
+For each event kind and block, candidate citizens are the successes of
+Bernoulli(bound) trials, found by geometric skipping; a candidate commits the
+event with probability rate_i / bound (thinning). The candidate chain does not
+depend on anyone's state, so one citizen's events can be replayed alone.
+"""
+
+from __future__ import annotations
+
+import math
+
+from numba import njit, prange
+
+from socialcredit import dtypes as dt
+from socialcredit.rng import geometric_skip, stream_key, uniform, uniform_open
+
+_URBAN = dt.FLAG_URBAN
+
+
+@njit(cache=True, inline="always")
+def propensity(form, p, i, day, flags, risk, voice, chill, income, list_start):
+    """Per-citizen factor of form ``form`` (see ``events.FORMS``); ``p`` = (p0, p1, p2)."""
+    if form == 0:
+        return 1.0
+    if form == 1:
+        return p[0] + risk[i]
+    if form == 2:
+        return (p[0] + risk[i]) * min(p[2], math.sqrt(p[1] / income[i]))
+    if form == 3:
+        return voice[i] * (1.0 - chill[i])
+    if form == 4:
+        return p[0] - risk[i]
+    if form == 5:
+        return risk[i]
+    if form == 6:
+        if list_start[i] >= 0 and list_start[i] < day:
+            return min(1.0, income[i] / p[1])
+        return 0.0
+    return 0.0
+
+
+@njit(cache=True, parallel=True)
+def sample_day(
+    seed, day, block_start,
+    rate_urban, rate_rural, form, params, bound, log1m_bound, beh_stream,
+    flags, risk, voice, chill, income, list_start,
+    ev_citizen, ev_kind, ev_flags, slot_start, slot_cap, count,
+):
+    """Write the day's true events of every block into its slots; set ``count``."""
+    nk = len(rate_urban)
+    for b in prange(len(block_start) - 1):
+        lo, hi = block_start[b], block_start[b + 1]
+        base, cap = slot_start[b], slot_cap[b]
+        n = 0
+        for k in range(nk):
+            if bound[k] <= 0.0:
+                continue
+            key = stream_key(seed, beh_stream[k], day, b)
+            ctr = 0
+            i = lo - 1
+            while True:
+                i += 1 + geometric_skip(uniform_open(key, ctr), log1m_bound[k])
+                if i >= hi:
+                    break
+                u = uniform(key, ctr + 1)
+                ctr += 2
+                rate = rate_urban[k] if flags[i] & _URBAN else rate_rural[k]
+                p = rate * propensity(form[k], params[k], i, day, flags, risk, voice, chill, income, list_start)
+                if u * bound[k] < p:
+                    if n < cap:
+                        ev_citizen[base + n] = i
+                        ev_kind[base + n] = k
+                        ev_flags[base + n] = 0
+                    n += 1
+        count[b] = n
+

@@ -1,0 +1,216 @@
+"""Command-line interface: a thin Typer layer over the Python API."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn
+from rich.table import Table
+from rich.text import Text
+
+from socialcredit.errors import UserError
+
+app = typer.Typer(
+    name="socialcredit",
+    help="Simulate social credit systems on synthetic populations, and audit what they do.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err = Console(stderr=True)
+out = Console()
+
+HEADLINE = (
+    ("p_mean", "mean platform score", "{:.1f}"),
+    ("p_share_below_550", "share with score below 550", "{:.1%}"),
+    ("listed_now_share", "on the court list at the end", "{:.2%}"),
+    ("listed_ever_share", "ever listed", "{:.2%}"),
+    ("denied_trips_per_1000", "trips denied per 1000 citizens", "{:.1f}"),
+    ("misattributed_per_1000", "penalties given to innocents per 1000", "{:.2f}"),
+    ("chilling_reduction", "fall in critical posts, first vs last month", "{:.1%}"),
+    ("di_listed_ever_minority", "listed-ever rate, minority / majority", "{:.2f}"),
+    ("citizen_days_per_s", "citizen-days per second", "{:,.0f}"),
+)
+
+
+class _Throughput(ProgressColumn):
+    """Citizen-days per second so far."""
+
+    def __init__(self, citizens: int) -> None:
+        super().__init__()
+        self.citizens = citizens
+
+    def render(self, task: Any) -> Text:
+        speed = task.speed or 0.0
+        return Text(f"{speed * self.citizens:,.0f} citizen-days/s", style="cyan")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from socialcredit import __version__
+
+        out.print(f"socialcredit {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print the version and exit.")] = False,
+) -> None:
+    """socialcredit: synthetic citizens only; no real personal data, no identification."""
+
+
+@app.command("run")
+def run_command(
+    scenario: Annotated[str, typer.Argument(help="Shipped scenario name or path to a .toml file.")] = "ref",
+    citizens: Annotated[int, typer.Option("--citizens", "-n", help="Number of synthetic citizens.")] = 1_000_000,
+    days: Annotated[int, typer.Option("--days", "-d", help="Days to simulate.")] = 365,
+    seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed.")] = 1,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Run directory to write "
+                                                 "[default: runs/<scenario>-<time>].")] = None,
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Override a scenario value: key.path=value "
+                                                   "(repeatable).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing non-empty --out.")] = False,
+    threads: Annotated[int | None, typer.Option("--threads", help="Worker threads (results do not depend "
+                                                "on it).")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Run a scenario and write a run directory (Parquet tables, summary.json, manifest.json)."""
+    from socialcredit import api
+    from socialcredit.scenario import Scenario
+
+    from socialcredit.engine.simulation import check_size
+    from socialcredit.io.rundir import check_target
+
+    scn = Scenario.load(scenario).with_sets(sets or [])
+    check_size(citizens, days, seed)
+    if out_dir is None:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out_dir = Path("runs") / f"{scn.name}-{stamp}"
+    check_target(out_dir, force)
+    if threads is not None:
+        _set_threads(threads)
+    progress = None if quiet else Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
+        _Throughput(citizens), TimeElapsedColumn(), console=err, transient=False,
+    )
+    task: dict[str, Any] = {}
+
+    def on_setup(sim: Any) -> None:
+        if progress is not None:
+            task["id"] = progress.add_task(f"{scn.name}", total=days)
+
+    def on_day(day: int) -> None:
+        if progress is not None:
+            progress.update(task["id"], completed=day)
+
+    t0 = time.perf_counter()
+    if progress is not None:
+        progress.start()
+        err.print(f"[dim]building {citizens:,} citizens and their social graph...[/dim]")
+    try:
+        result = api.run(scn, citizens=citizens, days=days, seed=seed, out=out_dir, force=force,
+                         on_setup=on_setup, on_day=on_day)
+    finally:
+        if progress is not None:
+            progress.stop()
+    if quiet:
+        out.print(str(result.path))
+        return
+    _headline(result.metrics)
+    out.print(f"Results in [bold]{result.path}[/bold] ({time.perf_counter() - t0:.1f} s): "
+              "summary.json, manifest.json, citizens/daily/scores_monthly/events/lists.parquet")
+
+
+def _set_threads(threads: int) -> None:
+    import numba
+
+    if not 1 <= threads <= numba.config.NUMBA_NUM_THREADS:
+        raise UserError(f"--threads must be between 1 and {numba.config.NUMBA_NUM_THREADS} (got {threads})")
+    numba.set_num_threads(threads)
+
+
+def _headline(metrics: dict[str, float | None]) -> None:
+    table = Table(title="Headline results", show_header=False, box=None, padding=(0, 2))
+    for key, label, fmt in HEADLINE:
+        value = metrics.get(key)
+        if key in metrics:
+            table.add_row(label, "n/a" if value is None else fmt.format(value), f"[dim]{key}[/dim]")
+    out.print(table)
+
+
+@app.command("scenarios")
+def scenarios_command() -> None:
+    """List the scenarios shipped with the package."""
+    from socialcredit.scenario import shipped
+
+    table = Table("name", "description", box=None)
+    for name, description in shipped().items():
+        table.add_row(name, description)
+    out.print(table)
+
+
+@app.command("validate")
+def validate_command(
+    scenario: Annotated[str, typer.Argument(help="Scenario name or .toml path.")],
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Override key.path=value (repeatable).")] = None,
+) -> None:
+    """Check a scenario file: TOML syntax, keys, types, ranges, bands, event kinds."""
+    from socialcredit.engine.simulation import Simulation
+    from socialcredit.scenario import Scenario
+
+    scn = Scenario.load(scenario).with_sets(sets or [])
+    Simulation(scn, citizens=100, days=1, seed=0)  # resolves event kinds and cross-references
+    out.print(f"{scn.source}: ok ({scn.name})")
+
+
+@app.command("plan")
+def plan_command(
+    scenario: Annotated[str, typer.Argument(help="Scenario name or .toml path.")] = "ref",
+) -> None:
+    """Print the day plan of a scenario: its stages and steps in order."""
+    from socialcredit.engine.simulation import Simulation
+    from socialcredit.scenario import Scenario
+
+    sim = Simulation(Scenario.load(scenario), citizens=100, days=1, seed=0)
+    out.print(str(sim.plan))
+
+
+def _is(exc: BaseException, name: str) -> bool:
+    """Whether ``exc`` is click's (or Typer's vendored click's) exception ``name``."""
+    return any(cls.__name__ == name for cls in type(exc).__mro__)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: user errors are one line on stderr and exit code 2."""
+    try:
+        code = app(args=argv, prog_name="socialcredit", standalone_mode=False)
+    except UserError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        err.print("interrupted: nothing was written", markup=False)
+        sys.exit(130)
+    except Exception as exc:
+        if _is(exc, "UsageError"):
+            _fail(exc.format_message())  # type: ignore[attr-defined]
+        if _is(exc, "Abort"):
+            err.print("interrupted: nothing was written", markup=False)
+            sys.exit(130)
+        raise
+    sys.exit(code if isinstance(code, int) else 0)
+
+
+def _fail(message: str) -> None:
+    err.print(f"error: {' '.join(message.split())}", markup=False, highlight=False, soft_wrap=True)
+    sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,161 @@
+"""Consequences through the social graph: unfriending listed citizens, chilled speech."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numba import njit, prange
+from pydantic import Field
+
+from socialcredit import dtypes as dt
+from socialcredit.engine.events import OBSERVED
+from socialcredit.engine.plugin import Plugin
+from socialcredit.registry import register
+from socialcredit.rng import Stream, stream_key, uniform
+from socialcredit.scenario.schema import Strict
+
+if TYPE_CHECKING:
+    from socialcredit.engine.simulation import Simulation
+
+_UNFRIEND = int(Stream.UNFRIEND)
+_PENALISED = dt.FLAG_SPEECH_PENALISED
+
+
+class UnfriendConfig(Strict):
+    """Friends drop listed citizens."""
+
+    every_days: int = Field(ge=1, le=3650, description="runs on days t with (t + 1) % every_days == 0")
+    probability: float = Field(ge=0, le=1, description="P(an active edge with a listed endpoint is cut)")
+
+
+class ChillConfig(Strict):
+    """Speech is chilled by one's own or one's friends' punishment for speech."""
+
+    every_days: int = Field(ge=1, le=3650, description="runs on days t with (t + 1) % every_days == 0")
+    speech_event: str = Field(description="event kind whose observation counts as a speech penalty")
+    penalised: float = Field(ge=0, le=1, description="chill of a citizen ever penalised for speech")
+    neighbour_factor: float = Field(ge=0, le=1, description="chill = factor × share of penalised friends")
+
+
+
+@njit(cache=True, parallel=True)
+def unfriend(seed, day, probability, listed, list_start, offsets, neighbours, active, block_start, cut):
+    """Cut each active edge with a listed endpoint with ``probability``.
+
+    Each edge is decided once, by its listed endpoint (the lower id when both
+    are listed), with a draw addressed by the lower endpoint's block and the
+    pair, so the outcome does not depend on who handles it.
+    """
+    for x in prange(len(listed)):
+        i = listed[x]
+        n_cut = 0
+        for a in range(offsets[i], offsets[i + 1]):
+            if not active[a]:
+                continue
+            j = neighbours[a]
+            if list_start[j] >= 0 and j < i:
+                continue  # j handles this edge
+            lo_end, hi_end = (i, j) if i < j else (j, i)
+            b = np.searchsorted(block_start, lo_end, side="right") - 1
+            key = stream_key(seed, _UNFRIEND, day, b)
+            if uniform(key, (lo_end - block_start[b]) * 2_147_483_648 + hi_end) < probability:
+                active[a] = 0
+                # the reverse entry, found by binary search in j's sorted row
+                lo, hi = offsets[j], offsets[j + 1]
+                while lo < hi:
+                    mid = (lo + hi) // 2
+                    if neighbours[mid] < i:
+                        lo = mid + 1
+                    else:
+                        hi = mid
+                active[lo] = 0
+                n_cut += 1
+        cut[x] = n_cut
+
+
+@njit(cache=True, parallel=True)
+def chill_all(penalised, factor, flags, chill, offsets, neighbours, active):
+    """chill = penalised if ever penalised for speech, else factor × share of active friends who were."""
+    for i in prange(len(chill)):
+        if flags[i] & _PENALISED:
+            chill[i] = penalised
+            continue
+        k = 0
+        p = 0
+        for a in range(offsets[i], offsets[i + 1]):
+            if active[a]:
+                k += 1
+                if flags[neighbours[a]] & _PENALISED:
+                    p += 1
+        chill[i] = factor * p / k if k > 0 else 0.0
+
+
+@njit(cache=True, parallel=True)
+def mark_penalised(region_first_block, kind, flags, ev_kind, ev_flags, ev_target, slot_start, count):
+    """Flag citizens an observed speech event is attributed to."""
+    for r in prange(len(region_first_block) - 1):
+        for b in range(region_first_block[r], region_first_block[r + 1]):
+            for e in range(slot_start[b], slot_start[b] + count[b]):
+                if ev_kind[e] == kind and ev_flags[e] & OBSERVED:
+                    flags[ev_target[e]] |= _PENALISED
+
+
+@register("consequences", "unfriend")
+class Unfriend(Plugin):
+    """Friends cut ties with listed citizens (edges never come back)."""
+
+    Config = UnfriendConfig
+    steps = {"network": "apply"}
+    order = 10
+
+    def setup(self, sim: Simulation) -> None:
+        """Start the count of cut edges."""
+        self.cut_total = 0
+        self._cut_today = 0
+
+    def runs_on(self, day: int) -> bool:
+        """Days t with (t + 1) % every_days == 0."""
+        return (day + 1) % self.config.every_days == 0
+
+    def apply(self, sim: Simulation, day: int) -> None:
+        """Cut edges of the currently listed."""
+        cz, g = sim.citizens, sim.graph
+        listed = np.flatnonzero(cz.list_start >= 0).astype(np.int64)
+        cut = np.zeros(len(listed), np.int64)
+        unfriend(sim.seed, day, self.config.probability, listed, cz.list_start,
+                 g.offsets, g.neighbours, g.active, sim.blocks.block_start, cut)
+        self._cut_today = int(cut.sum())
+        self.cut_total += self._cut_today
+
+    def daily(self, day: int) -> dict[str, float]:
+        """Edges cut today."""
+        return {"edges_cut": self._cut_today if self.runs_on(day) else 0}
+
+
+@register("consequences", "chill")
+class Chill(Plugin):
+    """Speech chilled by punishment for speech, one's own or one's friends'."""
+
+    Config = ChillConfig
+    steps = {"records": "records", "network": "apply"}
+    order = 20
+
+    def setup(self, sim: Simulation) -> None:
+        """Resolve the speech event kind."""
+        self.kind_code = sim.kinds.code(self.config.speech_event, f"consequences.{self.name}.speech_event")
+
+    def runs_on(self, day: int) -> bool:
+        """Days t with (t + 1) % every_days == 0."""
+        return (day + 1) % self.config.every_days == 0
+
+    def records(self, sim: Simulation, day: int) -> None:
+        """Flag citizens penalised for speech today."""
+        ev = sim.events
+        mark_penalised(sim.blocks.region_first_block, self.kind_code, sim.citizens.flags,
+                       ev.kind, ev.flags, ev.target, ev.slot_start, ev.count)
+
+    def apply(self, sim: Simulation, day: int) -> None:
+        """Recompute everyone's chill after the day's unfriending."""
+        c, cz, g = self.config, sim.citizens, sim.graph
+        chill_all(c.penalised, c.neighbour_factor, cz.flags, cz.chill, g.offsets, g.neighbours, g.active)

@@ -1,0 +1,199 @@
+"""The simulation driver: set up a population, then run the day plan."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from socialcredit import dtypes as dt
+from socialcredit.behaviour.sampling import sample_day
+from socialcredit.engine.events import EventBuffer, EventKinds
+from socialcredit.engine.kernels import collect_panel, count_day
+from socialcredit.engine.plan import SCHEDULED, STAGES, Plan, Step
+from socialcredit.errors import UserError
+from socialcredit.observation.channels import observe_day
+from socialcredit.population import Blocks, Citizens, Graph
+from socialcredit.rng import Stream, numpy_generator
+from socialcredit.scenario import Scenario
+
+PLUGIN_SECTIONS = ("behaviour", "observation", "records", "scoring", "consequences")
+MAX_CITIZENS = 2_000_000_000
+
+
+def check_size(citizens: int, days: int, seed: int) -> None:
+    """Refuse population sizes, run lengths and seeds the engine cannot run."""
+    if not 1 <= citizens <= MAX_CITIZENS:
+        raise UserError(f"--citizens must be between 1 and {MAX_CITIZENS:,} (got {citizens})")
+    if not 1 <= days <= dt.MAX_DAYS:
+        raise UserError(f"--days must be between 1 and {dt.MAX_DAYS} (got {days})")
+    if not 0 <= seed < 2**63:
+        raise UserError(f"--seed must be between 0 and 2**63 - 1 (got {seed})")
+
+
+class Simulation:
+    """One run of a scenario on a synthetic population.
+
+    >>> sim = Simulation(Scenario.load("ref"), citizens=2_000, days=60, seed=1)
+    >>> sim.run().metrics["p_mean"] > 0
+    True
+    """
+
+    def __init__(self, scenario: Scenario, citizens: int, days: int, seed: int) -> None:
+        check_size(citizens, days, seed)
+        self.scenario = scenario
+        self.n = citizens
+        self.days = days
+        self.seed = seed
+        self.day = 0
+        self.timings: dict[str, float] = {}
+        self.plugins: dict[str, dict[str, Any]] = {s: scenario.plugins(s) for s in PLUGIN_SECTIONS}
+        self._setup()
+
+    # -- set-up --------------------------------------------------------------
+
+    def _setup(self) -> None:
+        t0 = time.perf_counter()
+        population = self.scenario.plugins("population")["population"]
+        self.blocks = Blocks.from_region_counts(population.region_counts(self.n, self.seed))
+        t1 = time.perf_counter()
+        self.graph: Graph = self.scenario.plugins("graph")["graph"].build(self.blocks, self.seed)
+        t2 = time.perf_counter()
+        self.citizens = Citizens.empty(self.blocks.region_of())
+        population.fill(self.citizens, self.blocks, self.seed)
+        self._choose_panel(self.scenario.header.output.panel)
+        self.kinds = EventKinds()
+        for plugin in self._all_plugins():
+            plugin.declare(self)
+        for plugin in self._all_plugins():
+            plugin.setup(self)
+        self.kind_arrays = self.kinds.arrays()
+        sizes = np.diff(self.blocks.block_start)
+        self.events = EventBuffer.allocate(sizes, float(self.kind_arrays["bound"].sum()))
+        self.plan = self._build_plan()
+        self._gated_kinds = {p.kind_code for p in self.plugins["consequences"].values()
+                             if hasattr(p, "kind_code")}
+        self.daily_rows: list[dict[str, float]] = []
+        self.panel_events: list[dict[str, np.ndarray]] = []
+        self.panel_scores: list[dict[str, np.ndarray]] = []
+        self.timings.update(graph_seconds=t2 - t1, setup_seconds=time.perf_counter() - t0)
+
+    def _all_plugins(self) -> list[Any]:
+        return [p for section in PLUGIN_SECTIONS for p in self.plugins[section].values()]
+
+    def _choose_panel(self, size: int) -> None:
+        """Mark a fixed random panel of about ``size`` citizens (everyone if n ≤ size)."""
+        cz = self.citizens
+        if self.n <= size:
+            cz.flags |= dt.FLAG_PANEL
+        elif size > 0:
+            gen = numpy_generator(self.seed, Stream.PANEL)
+            chosen = np.sort(gen.choice(self.n, size=size, replace=False))
+            cz.flags[chosen] |= dt.FLAG_PANEL
+        self.panel = np.flatnonzero(cz.flags & dt.FLAG_PANEL).astype(np.int32)
+
+    def find(self, section: str, kind: str) -> Any | None:
+        """The first plugin of ``kind`` in ``section``, or None."""
+        return next((p for p in self.plugins[section].values() if p.kind == kind), None)
+
+    def _build_plan(self) -> Plan:
+        steps = [Step("behaviour", f"sample {len(self.kinds)} event kinds", self._behaviour),
+                 Step("observation", f"{sum(1 for c in self.kinds.channel if c)} watched kinds", self._observe)]
+        for stage in STAGES:
+            entries = [(p.order, p) for p in self._all_plugins() if stage in p.steps]
+            for _, plugin in sorted(entries, key=lambda e: e[0]):
+                steps.append(Step(
+                    stage, f"{plugin.section}.{plugin.name}", getattr(plugin, plugin.steps[stage]),
+                    plugin.runs_on if stage in SCHEDULED else None,
+                ))
+        steps.append(Step("metrics", "daily counts and panel", self._metrics))
+        return Plan(steps)
+
+    # -- the day -------------------------------------------------------------
+
+    def _behaviour(self, sim: Simulation, day: int) -> None:
+        ka, cz = self.kind_arrays, self.citizens
+        while True:
+            ev = self.events
+            sample_day(
+                self.seed, day, self.blocks.block_start,
+                ka["rate_urban"], ka["rate_rural"], ka["form"], ka["params"], ka["bound"],
+                ka["log1m_bound"], ka["beh_stream"],
+                cz.flags, cz.risk, cz.voice, cz.chill, cz.income, cz.list_start,
+                ev.citizen, ev.kind, ev.flags, ev.slot_start, ev.slot_cap, ev.count,
+            )
+            if not ev.overflowed():
+                return
+            self.events = ev.grown()  # sampling is pure: rerun with room
+
+    def _observe(self, sim: Simulation, day: int) -> None:
+        ka, ev, blk = self.kind_arrays, self.events, self.blocks
+        observe_day(
+            self.seed, day, blk.block_start, blk.block_region, blk.region_start,
+            ka["detect_urban"], ka["detect_rural"], ka["members_only"], ka["false_match"],
+            ka["obs_stream"], self.citizens.flags,
+            ev.citizen, ev.kind, ev.flags, ev.target, ev.slot_start, ev.count,
+        )
+
+    def _metrics(self, sim: Simulation, day: int) -> None:
+        ev = self.events
+        counts = count_day(ev.kind, ev.flags, ev.slot_start, ev.count, len(self.kinds))
+        row: dict[str, float] = {"day": day}
+        for k, name in enumerate(self.kinds.names):
+            row[name] = int(counts[k, 0])
+            if self.kinds.channel[k]:
+                row[f"{name}_observed"] = int(counts[k, 1])
+            if self.kinds.false_match[k] > 0:
+                row[f"{name}_misattributed"] = int(counts[k, 2])
+            if k in self._gated_kinds:
+                row[f"{name}_denied"] = int(counts[k, 3])
+        for plugin in self._all_plugins():
+            if hasattr(plugin, "daily"):
+                row.update(plugin.daily(day))
+        scored = any(s.runs_on is not None and s.stage == "scoring" and s.runs_on(day) for s in self.plan)
+        if scored:
+            self._snapshot(day, row)
+        self.daily_rows.append(row)
+        idx = collect_panel(ev.citizen, ev.kind, ev.flags, ev.target, ev.slot_start, ev.count,
+                            self.citizens.flags, dt.FLAG_PANEL)
+        if len(idx):
+            self.panel_events.append({
+                "day": np.full(len(idx), day, np.int16), "citizen": ev.citizen[idx],
+                "kind": ev.kind[idx], "flags": ev.flags[idx], "target": ev.target[idx],
+            })
+
+    def _snapshot(self, day: int, row: dict[str, float]) -> None:
+        cz = self.citizens
+        row["score_mean"] = float(np.mean(cz.score, dtype=np.float64))
+        row["points_mean"] = float(np.mean(cz.points, dtype=np.float64))
+        p = self.panel
+        self.panel_scores.append({
+            "day": np.full(len(p), day, np.int16), "citizen": p, "score": cz.score[p].copy(),
+            "points": cz.points[p].copy(), "listed": cz.list_start[p] >= 0,
+        })
+
+    def step(self) -> None:
+        """Run one day (``self.day``) through the plan."""
+        day = self.day
+        seconds = self.plan.seconds
+        for step in self.plan:
+            if step.runs_on is not None and not step.runs_on(day):
+                continue
+            t = time.perf_counter()
+            step.call(self, day)
+            seconds[step.stage] += time.perf_counter() - t
+        self.day += 1
+
+    def run(self, on_day: Callable[[int], None] | None = None) -> Any:
+        """Run the remaining days; return the results (``Results``)."""
+        from socialcredit.metrics.summary import Results
+
+        t = time.perf_counter()
+        while self.day < self.days:
+            self.step()
+            if on_day is not None:
+                on_day(self.day)
+        self.timings["simulation_seconds"] = time.perf_counter() - t
+        return Results.from_simulation(self)

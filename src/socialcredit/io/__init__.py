@@ -1,0 +1,1 @@
+"""Outputs: run directories, Parquet tables, manifest."""

@@ -1,0 +1,65 @@
+"""Run directories written atomically: to a temporary sibling, renamed on success."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from socialcredit.errors import UserError
+
+
+def check_target(out: Path, force: bool) -> None:
+    """Refuse an output directory that cannot be (re)written, before any work is done."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory")
+    if out.is_dir() and any(out.iterdir()) and not force:
+        raise UserError(f"--out {out}: directory exists and is not empty (use --force to replace it)")
+    parent = _existing_ancestor(out.parent)
+    try:  # a real probe: permission bits do not tell for root or special file systems
+        os.rmdir(tempfile.mkdtemp(prefix=".socialcredit-probe-", dir=parent))
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot write in {parent}: {exc.strerror or exc}") from None
+
+
+def _existing_ancestor(path: Path) -> Path:
+    path = path.absolute()
+    while not path.exists():
+        path = path.parent
+    if not path.is_dir():
+        raise UserError(f"--out: {path} is not a directory")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
+    """Yield a temporary directory next to ``out``; on success it becomes ``out``.
+
+    On any error or interruption the temporary directory is removed and ``out``
+    is left as it was.
+    """
+    check_target(out, force)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    except OSError as exc:
+        raise UserError(f"--out {out}: cannot create: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        tmp.chmod(0o755)
+        if out.exists():
+            old = out.with_name(f".{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"--out {out}: writing failed: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -1,0 +1,1 @@
+"""Metrics stage: daily aggregates, summary metrics, disparate impact."""

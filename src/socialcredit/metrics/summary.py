@@ -1,0 +1,105 @@
+"""Summary metrics of a finished run (SPEC 9.4) and the run's tables."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import polars as pl
+
+from socialcredit import dtypes as dt
+from socialcredit.metrics.fairness import ratio, share
+
+if TYPE_CHECKING:
+    from socialcredit.engine.simulation import Simulation
+
+
+@dataclass
+class Results:
+    """What a finished simulation hands to the writer: metrics, daily table, logs."""
+
+    sim: Simulation
+    metrics: dict[str, float | None]
+    daily: pl.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_simulation(cls, sim: Simulation) -> Results:
+        """Compute the summary metrics of ``sim`` at its current day."""
+        daily = pl.DataFrame(sim.daily_rows, infer_schema_length=None)
+        timings = dict(sim.timings)
+        timings.update({f"stage_{k}_seconds": v for k, v in sim.plan.seconds.items()})
+        return cls(sim=sim, metrics=summary_metrics(sim, daily), daily=daily, timings=timings)
+
+
+def summary_metrics(sim: Simulation, daily: pl.DataFrame) -> dict[str, float | None]:
+    """Every metric of SPEC 9.4 that the scenario's parts make meaningful."""
+    cz, n = sim.citizens, sim.n
+    out: dict[str, float | None] = {}
+    urban = cz.flag(dt.FLAG_URBAN)
+    minority = cz.flag(dt.FLAG_MINORITY)
+    listed_ever = cz.flag(dt.FLAG_LISTED_EVER)
+
+    def total(column: str) -> float:
+        return float(daily[column].sum()) if column in daily.columns else 0.0
+
+    def per_1000(value: float) -> float:
+        return 1000.0 * value / n
+
+    if sim.plugins["scoring"]:
+        score = cz.score.astype(np.float64)
+        out.update(
+            p_mean=float(score.mean()),
+            p_sd=float(score.std()),
+            p_share_below_550=share(score < 550),
+            p_share_ge_650=share(score >= 650),
+            p_share_ge_700=share(score >= 700),
+        )
+    points = sim.find("records", "points")
+    if points is not None:
+        out["m_mean"] = float(cz.points.mean(dtype=np.float64))
+        idx = points.grade_index(cz.points)
+        counts = np.bincount(idx, minlength=len(points.config.grades))
+        for g, c in zip(points.config.grades, counts, strict=True):
+            out[f"grade_share_{g.metric_key}"] = float(c) / n
+    court = sim.find("records", "court-list")
+    if court is not None:
+        out["listed_now_share"] = share(cz.list_start >= 0)
+        out["listed_ever_share"] = share(listed_ever)
+        out["judgments_per_1000"] = per_1000(total("judgments"))
+    out["denied_trips_per_1000"] = per_1000(total("trip_denied"))
+    out["loans_denied_per_1000"] = per_1000(total("loan_application_denied"))
+    camera_kinds = [k for k, fm in zip(sim.kinds.names, sim.kinds.false_match, strict=True) if fm > 0]
+    shown = sum(total(f"{k}_observed") for k in camera_kinds)
+    wrong = sum(total(f"{k}_misattributed") for k in camera_kinds)
+    out["misattributed_per_1000"] = per_1000(wrong)
+    out["shame_board_innocent_share"] = wrong / shown if shown else None
+    unfriend = sim.find("consequences", "unfriend")
+    if unfriend is not None:
+        out["unfriended_edge_share"] = unfriend.cut_total / sim.graph.edges if sim.graph.edges else None
+    chill = sim.find("consequences", "chill")
+    if chill is not None and chill.config.speech_event in daily.columns:
+        posts = daily[chill.config.speech_event].to_numpy()
+        first = per_1000(float(posts[:30].sum()))
+        last = per_1000(float(posts[-30:].sum()))
+        out["posts_first_30"] = first
+        out["posts_last_30"] = last
+        out["chilling_reduction"] = 1.0 - last / first if first else None
+    if court is not None:
+        out["di_listed_ever_minority"] = ratio(listed_ever, minority)
+    if sim.plugins["scoring"]:
+        out["di_p_below_600_minority"] = ratio(cz.score < 600, minority)
+    if points is not None:
+        out["di_m_below_960_urban"] = ratio(cz.points < 960, urban)
+    if court is not None:
+        loss = 1.0 - cz.income[listed_ever].astype(np.float64) / cz.income0[listed_ever]
+        out["income_loss_listed_ever"] = float(loss.mean()) if len(loss) else None
+    seconds = sim.timings.get("simulation_seconds", 0.0)
+    out["citizen_days_per_s"] = n * sim.day / seconds if seconds > 0 else None
+    return out
+
+
+def clean(metrics: dict[str, Any]) -> dict[str, float | None]:
+    """Metrics with NaN/inf turned into None (JSON null)."""
+    return {k: (None if v is None or not np.isfinite(v) else float(v)) for k, v in metrics.items()}

@@ -1,0 +1,235 @@
+"""The court list of dishonest persons: judgments, listing, term, repayment."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+import polars as pl
+from numba import njit, prange
+from pydantic import Field
+
+from socialcredit import dtypes as dt
+from socialcredit.engine.events import DEFAULTED, JUDGED, RECHECK, REMOVED
+from socialcredit.engine.kernels import collect
+from socialcredit.engine.plugin import Plugin
+from socialcredit.registry import register
+from socialcredit.rng import Stream, stream_key, uniform
+from socialcredit.scenario.schema import Strict
+
+if TYPE_CHECKING:
+    from socialcredit.engine.simulation import Simulation
+
+_LISTED_EVER = dt.FLAG_LISTED_EVER
+_JUDGMENT = int(Stream.JUDGMENT)
+
+
+class CourtListConfig(Strict):
+    """Debt stress leads to judgments; a defaulted judgment lists the citizen."""
+
+    judgment_event: str = Field(description="event kind that adds to debt stress (courts see all)")
+    stress_decay_days: float = Field(gt=0, description="stress decays by exp(-1/this) a day")
+    stress_threshold: float = Field(gt=0, description="stress that triggers a judgment")
+    default_scale: float = Field(ge=0, description="P(default) = min(default_cap, scale · a · s)")
+    default_cap: float = Field(ge=0, le=1, description="largest P(default)")
+    risk_offset: float = Field(ge=0, description="a = risk_offset + risk")
+    strain_income: float = Field(gt=0, description="s = min(strain_cap, sqrt(strain_income / income))")
+    strain_cap: float = Field(gt=0, description="largest strain factor")
+    term_days: int = Field(ge=1, le=dt.MAX_DAYS, description="days a listing lasts")
+    repay_rate: float = Field(ge=0, le=1, description="daily P(repay and leave) at full income")
+    repay_income: float = Field(gt=0, description="income (CNY/yr) from which repayment is at full rate")
+
+
+@njit(cache=True, parallel=True)
+def court_day(
+    seed, day, block_start, judge_kind, repay_kind,
+    decay_days, threshold, scale, cap, a_off, s_income, s_cap, term,
+    flags, income, risk, list_start, stress, stress_day,
+    ev_citizen, ev_kind, ev_flags, slot_start, count,
+    recheck, recheck_at, recheck_out, due, due_at, due_out,
+):
+    """Judgments, then removals, then new listings, block by block (SPEC 9.2 step 3)."""
+    for b in prange(len(block_start) - 1):
+        lo = block_start[b]
+        key = stream_key(seed, _JUDGMENT, day, b)
+        # judgments, for citizens not listed at the start of the day
+        for e in range(slot_start[b], slot_start[b] + count[b]):
+            if ev_kind[e] != judge_kind:
+                continue
+            i = ev_citizen[e]
+            s = stress[i] * math.exp(-(day - stress_day[i]) / decay_days) + 1.0
+            stress_day[i] = day
+            if list_start[i] < 0 and s >= threshold:
+                ev_flags[e] |= JUDGED
+                a = a_off + risk[i]
+                q = min(cap, scale * a * min(s_cap, math.sqrt(s_income / income[i])))
+                if uniform(key, i - lo) < q:
+                    ev_flags[e] |= DEFAULTED
+                s = 0.0
+            stress[i] = s
+        for j in range(recheck_at[b], recheck_at[b + 1]):
+            i = recheck[j]
+            s = stress[i] * math.exp(-(day - stress_day[i]) / decay_days)
+            stress_day[i] = day
+            if list_start[i] < 0 and s >= threshold:
+                a = a_off + risk[i]
+                q = min(cap, scale * a * min(s_cap, math.sqrt(s_income / income[i])))
+                recheck_out[j] = 2 if uniform(key, i - lo) < q else 1
+                s = 0.0
+            stress[i] = s
+        # removals: repayment (sampled as events), then ends of term
+        for e in range(slot_start[b], slot_start[b] + count[b]):
+            if ev_kind[e] != repay_kind:
+                continue
+            i = ev_citizen[e]
+            list_start[i] = -1
+            ev_flags[e] |= REMOVED
+            if stress[i] * math.exp(-(day + 1 - stress_day[i]) / decay_days) >= threshold:
+                ev_flags[e] |= RECHECK
+        for j in range(due_at[b], due_at[b + 1]):
+            i = due[j]
+            if list_start[i] == day - term:
+                list_start[i] = -1
+                due_out[j] = 1
+                if stress[i] * math.exp(-(day + 1 - stress_day[i]) / decay_days) >= threshold:
+                    due_out[j] = 2
+        # new listings
+        for e in range(slot_start[b], slot_start[b] + count[b]):
+            if ev_flags[e] & DEFAULTED:
+                i = ev_citizen[e]
+                list_start[i] = day
+                flags[i] |= _LISTED_EVER
+        for j in range(recheck_at[b], recheck_at[b + 1]):
+            if recheck_out[j] == 2:
+                i = recheck[j]
+                list_start[i] = day
+                flags[i] |= _LISTED_EVER
+
+
+class _Log:
+    """A growable column of int32 values (listing and removal logs)."""
+
+    def __init__(self) -> None:
+        self.data = np.empty(1024, np.int32)
+        self.n = 0
+
+    def extend(self, values: np.ndarray) -> None:
+        if self.n + len(values) > len(self.data):
+            self.data = np.resize(self.data, 2 * (self.n + len(values)))
+        self.data[self.n : self.n + len(values)] = values
+        self.n += len(values)
+
+    def view(self) -> np.ndarray:
+        return self.data[: self.n]
+
+
+@register("records", "court-list")
+class CourtList(Plugin):
+    """SPC-style list of dishonest persons subject to enforcement."""
+
+    Config = CourtListConfig
+    steps = {"records": "records"}
+    order = 10  # before the points ledger, which deducts for new listings
+
+    def declare(self, sim: Simulation) -> None:
+        """Register repayment (leaving the list early) as an event kind."""
+        c = self.config
+        self.repay_kind = sim.kinds.add(
+            "repayment", f"records.{self.name}", c.repay_rate, c.repay_rate,
+            "listed_repayment", (0.0, c.repay_income, 0.0),
+        )
+
+    def setup(self, sim: Simulation) -> None:
+        """Allocate stress and start the logs."""
+        c = self.config
+        self.judge_kind = sim.kinds.code(c.judgment_event, f"records.{self.name}.judgment_event")
+        n = sim.n
+        self.stress = np.zeros(n, dt.DECAYED)
+        self.stress_day = np.zeros(n, dt.DAY)
+        self.recheck = np.empty(0, np.int32)
+        self.entry_citizen, self.entry_day = _Log(), _Log()
+        self.exit_citizen, self.exit_day, self.exit_reason = _Log(), _Log(), _Log()
+        self.new_listings = np.empty(0, np.int32)
+        self.listed_now = 0
+        self._entry_cursor = 0
+        self._day_counts: dict[str, int] = {}
+
+    def _due(self, day: int) -> np.ndarray:
+        """Citizens listed exactly ``term_days`` ago (some may have left since)."""
+        start = day - self.config.term_days
+        days = self.entry_day.view()
+        lo = self._entry_cursor
+        while lo < len(days) and days[lo] < start:
+            lo += 1
+        hi = lo
+        while hi < len(days) and days[hi] == start:
+            hi += 1
+        self._entry_cursor = lo
+        return self.entry_citizen.view()[lo:hi].copy()
+
+    def records(self, sim: Simulation, day: int) -> None:
+        """Run the day's judgments, removals and listings; log them."""
+        c, ev, blk, cz = self.config, sim.events, sim.blocks, sim.citizens
+        due = self._due(day)
+        recheck = self.recheck
+        recheck_out = np.zeros(len(recheck), np.int8)
+        due_out = np.zeros(len(due), np.int8)
+        court_day(
+            sim.seed, day, blk.block_start, self.judge_kind, self.repay_kind,
+            c.stress_decay_days, c.stress_threshold, c.default_scale, c.default_cap,
+            c.risk_offset, c.strain_income, c.strain_cap, c.term_days,
+            cz.flags, cz.income, cz.risk, cz.list_start, self.stress, self.stress_day,
+            ev.citizen, ev.kind, ev.flags, ev.slot_start, ev.count,
+            recheck, blk.slices(recheck), recheck_out, due, blk.slices(due), due_out,
+        )
+        evargs = (ev.citizen, ev.kind, ev.flags, ev.slot_start, ev.count)
+        judged = collect(*evargs, JUDGED, -1)
+        listed = np.sort(np.concatenate([collect(*evargs, DEFAULTED, -1), recheck[recheck_out == 2]]))
+        repaid = collect(*evargs, REMOVED, self.repay_kind)
+        ended = due[due_out > 0]
+        self.recheck = np.sort(np.concatenate([collect(*evargs, RECHECK, self.repay_kind), due[due_out == 2]]))
+        self.new_listings = listed
+        self.entry_citizen.extend(listed)
+        self.entry_day.extend(np.full(len(listed), day, np.int32))
+        for who, reason in ((repaid, 1), (ended, 2)):
+            self.exit_citizen.extend(who)
+            self.exit_day.extend(np.full(len(who), day, np.int32))
+            self.exit_reason.extend(np.full(len(who), reason, np.int32))
+        self.listed_now += len(listed) - len(repaid) - len(ended)
+        self._day_counts = {
+            "judgments": len(judged) + int(np.count_nonzero(recheck_out)),
+            "listings": len(listed),
+            "removals_repaid": len(repaid),
+            "removals_term": len(ended),
+            "listed_now": self.listed_now,
+        }
+
+    def daily(self, day: int) -> dict[str, float]:
+        """The day's list movements."""
+        return self._day_counts
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays to checkpoint."""
+        return {"stress": self.stress, "stress_day": self.stress_day, "recheck": self.recheck}
+
+    def table(self, days: int) -> pl.DataFrame:
+        """List intervals: one row per listing, with its end (null if still listed)."""
+        entries = pl.DataFrame({
+            "citizen": self.entry_citizen.view().copy(),
+            "start_day": self.entry_day.view().copy(),
+        }).with_columns(pl.int_range(pl.len()).over("citizen").alias("nth"))
+        reasons = np.array(["", "repaid", "term_ended"])
+        exits = pl.DataFrame({
+            "citizen": self.exit_citizen.view().copy(),
+            "end_day": self.exit_day.view().copy(),
+            "exit": reasons[self.exit_reason.view()],
+        }).sort("citizen", "end_day", maintain_order=True).with_columns(
+            pl.int_range(pl.len()).over("citizen").alias("nth")
+        )
+        return (
+            entries.join(exits, on=["citizen", "nth"], how="left")
+            .drop("nth")
+            .sort("start_day", "citizen")
+            .with_columns(pl.col("exit").cast(pl.Categorical))
+        )

@@ -1,0 +1,39 @@
+"""Pydantic models for the scenario file's fixed parts.
+
+The plugin tables (``[behaviour.*]``, ``[observation.*]``, ...) are validated
+by the ``Config`` model of the plugin their ``kind`` names; see
+``socialcredit.scenario.loader``.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Strict(BaseModel):
+    """Base for every scenario model: unknown keys are errors, values are typed."""
+
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+
+
+Probability = Field(ge=0.0, le=1.0)
+
+
+class OutputConfig(Strict):
+    """What the run directory keeps per citizen."""
+
+    panel: int = Field(
+        100_000,
+        ge=0,
+        description="citizens followed in events.parquet and scores_monthly.parquet "
+        "(all of them when the population is this size or smaller)",
+    )
+
+
+class ScenarioHeader(Strict):
+    """Top-level keys of a scenario file other than the plugin tables."""
+
+    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.\-]+$")
+    description: str = ""
+    extends: str | None = None
+    output: OutputConfig = OutputConfig()

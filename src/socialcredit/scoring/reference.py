@@ -1,0 +1,189 @@
+"""The reference platform score of SPEC 9.2 step 5 (Sesame-like, 350–950)."""
+
+from __future__ import annotations
+
+import math
+from typing import TYPE_CHECKING
+
+import numpy as np
+from numba import njit, prange
+from pydantic import Field, model_validator
+
+from socialcredit import dtypes as dt
+from socialcredit.engine.events import OBSERVED
+from socialcredit.engine.plugin import Plugin
+from socialcredit.registry import register
+from socialcredit.scenario.schema import Strict
+
+if TYPE_CHECKING:
+    from socialcredit.engine.simulation import Simulation
+
+_MEMBER = dt.FLAG_MEMBER
+
+
+class Weights(Strict):
+    """Weights of the five dimensions; they sum to 1."""
+
+    history: float = Field(ge=0, le=1)
+    behaviour: float = Field(ge=0, le=1)
+    capacity: float = Field(ge=0, le=1)
+    characteristics: float = Field(ge=0, le=1)
+    relationships: float = Field(ge=0, le=1)
+
+    @model_validator(mode="after")
+    def _sum(self) -> Weights:
+        total = self.history + self.behaviour + self.capacity + self.characteristics + self.relationships
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"weights must sum to 1 (they sum to {total:g})")
+        return self
+
+
+class ReferenceScoreConfig(Strict):
+    """Platform score: five dimensions in [0, 1], weighted, mapped to a range."""
+
+    every_days: int = Field(ge=1, le=3650, description="scores on days t with (t + 1) % every_days == 0")
+    initial: float = Field(description="score of everyone at day 0")
+    low: float = Field(description="lowest score")
+    span: float = Field(gt=0, description="highest score − lowest score")
+    raw_offset: float = Field(description="score = low + span · clip((raw − raw_offset) / raw_scale, 0, 1)")
+    raw_scale: float = Field(gt=0)
+    weights: Weights
+    missed_event: str = Field(description="event kind of missed payments (history)")
+    miss_decay_days: float = Field(gt=0, description="decayed missed-payment count: × exp(-1/this) a day")
+    non_member_history: float = Field(ge=0, le=1, description="history of citizens the platform cannot see")
+    gaming_event: str = Field(description="event kind of gaming days (behaviour)")
+    gaming_cap: float = Field(gt=0)
+    gaming_weight: float = Field(ge=0, le=1)
+    speech_event: str = Field(description="event kind of critical posts (behaviour, all citizens)")
+    speech_cap: float = Field(gt=0)
+    speech_weight: float = Field(ge=0, le=1)
+    non_member_behaviour: float = Field(ge=0, le=1, description="behaviour of non-members before the speech penalty")
+    income_log_offset: float = Field(description="capacity = clip((ln income − offset) / scale, 0, 1)")
+    income_log_scale: float = Field(gt=0)
+    listed_value: float = Field(ge=0, le=1, description="characteristics when on the court list")
+    low_points_value: float = Field(ge=0, le=1, description="characteristics when points are low")
+    low_points_below: int = Field(description="points under this count as low")
+
+    @model_validator(mode="after")
+    def _initial(self) -> ReferenceScoreConfig:
+        if not self.low <= self.initial <= self.low + self.span:
+            raise ValueError(f"initial {self.initial:g} outside {self.low:g}..{self.low + self.span:g}")
+        return self
+
+
+@njit(cache=True, parallel=True)
+def record_counts(
+    region_first_block, day, missed_kind, gaming_kind, speech_kind, decay_days,
+    miss, miss_day, gaming, speech, ev_kind, ev_flags, ev_target, slot_start, count,
+):
+    """Count the day's observed events against the citizens they are attributed to."""
+    for r in prange(len(region_first_block) - 1):
+        for b in range(region_first_block[r], region_first_block[r + 1]):
+            for e in range(slot_start[b], slot_start[b] + count[b]):
+                if not ev_flags[e] & OBSERVED:
+                    continue
+                k = ev_kind[e]
+                i = ev_target[e]
+                if k == missed_kind:
+                    miss[i] = miss[i] * math.exp(-(day - miss_day[i]) / decay_days) + 1.0
+                    miss_day[i] = day
+                elif k == gaming_kind:
+                    gaming[i] = min(255, gaming[i] + 1)
+                elif k == speech_kind:
+                    speech[i] = min(255, speech[i] + 1)
+
+
+@njit(cache=True, parallel=True)
+def score_all(
+    day, prm, flags, income, list_start, points, old, new,
+    miss, miss_day, gaming, speech, offsets, neighbours, active,
+):
+    """New score of every citizen from the old scores of their active neighbours."""
+    (w_h, w_b, w_f, w_c, w_r, low, span, raw_off, raw_scale, decay, nm_h, g_cap, g_w,
+     s_cap, s_w, nm_b, inc_off, inc_scale, listed_v, lowpts_v, lowpts_below) = prm
+    for i in prange(len(old)):
+        member = flags[i] & _MEMBER
+        speech_pen = s_w * min(1.0, speech[i] / s_cap)
+        if member:
+            h = math.exp(-miss[i] * math.exp(-(day - miss_day[i]) / decay))
+            b = 1.0 - g_w * min(1.0, gaming[i] / g_cap) - speech_pen
+        else:
+            h = nm_h
+            b = nm_b - speech_pen
+        f = min(1.0, max(0.0, (math.log(income[i]) - inc_off) / inc_scale))
+        if list_start[i] >= 0:
+            c = listed_v
+        elif points[i] < lowpts_below:
+            c = lowpts_v
+        else:
+            c = 1.0
+        total = 0.0
+        k = 0
+        for a in range(offsets[i], offsets[i + 1]):
+            if active[a]:
+                total += (old[neighbours[a]] - low) / span
+                k += 1
+        r = total / k if k > 0 else 0.0
+        raw = w_h * h + w_b * b + w_f * f + w_c * c + w_r * r
+        new[i] = low + span * min(1.0, max(0.0, (raw - raw_off) / raw_scale))
+        gaming[i] = 0
+        speech[i] = 0
+
+
+@register("scoring", "reference-score")
+class ReferenceScore(Plugin):
+    """The five-dimension platform score of the reference model."""
+
+    Config = ReferenceScoreConfig
+    steps = {"records": "records", "scoring": "score"}
+
+    def setup(self, sim: Simulation) -> None:
+        """Allocate counters and set the initial score."""
+        c = self.config
+        where = f"scoring.{self.name}"
+        self.kinds = (
+            sim.kinds.code(c.missed_event, f"{where}.missed_event"),
+            sim.kinds.code(c.gaming_event, f"{where}.gaming_event"),
+            sim.kinds.code(c.speech_event, f"{where}.speech_event"),
+        )
+        n = sim.n
+        sim.citizens.score[:] = c.initial
+        self.scratch = np.empty(n, dt.SCORE)
+        self.miss = np.zeros(n, dt.DECAYED)
+        self.miss_day = np.zeros(n, dt.DAY)
+        self.gaming = np.zeros(n, dt.COUNTER)
+        self.speech = np.zeros(n, dt.COUNTER)
+        w = c.weights
+        self.prm = (
+            w.history, w.behaviour, w.capacity, w.characteristics, w.relationships,
+            c.low, c.span, c.raw_offset, c.raw_scale, c.miss_decay_days, c.non_member_history,
+            c.gaming_cap, c.gaming_weight, c.speech_cap, c.speech_weight, c.non_member_behaviour,
+            c.income_log_offset, c.income_log_scale, c.listed_value, c.low_points_value,
+            float(c.low_points_below),
+        )
+
+    def runs_on(self, day: int) -> bool:
+        """Scoring days: (day + 1) % every_days == 0."""
+        return (day + 1) % self.config.every_days == 0
+
+    def records(self, sim: Simulation, day: int) -> None:
+        """Update the counters the next scoring uses."""
+        ev = sim.events
+        record_counts(
+            sim.blocks.region_first_block, day, *self.kinds, self.config.miss_decay_days,
+            self.miss, self.miss_day, self.gaming, self.speech,
+            ev.kind, ev.flags, ev.target, ev.slot_start, ev.count,
+        )
+
+    def score(self, sim: Simulation, day: int) -> None:
+        """Score everyone (a whole-population pass, on scoring days only)."""
+        cz, g = sim.citizens, sim.graph
+        score_all(
+            day, self.prm, cz.flags, cz.income, cz.list_start, cz.points, cz.score, self.scratch,
+            self.miss, self.miss_day, self.gaming, self.speech, g.offsets, g.neighbours, g.active,
+        )
+        cz.score, self.scratch = self.scratch, cz.score
+
+    def state(self) -> dict[str, np.ndarray]:
+        """Arrays to checkpoint."""
+        return {"miss": self.miss, "miss_day": self.miss_day, "gaming": self.gaming, "speech": self.speech}
