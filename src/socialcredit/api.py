@@ -18,7 +18,7 @@ from typing import Any
 
 import polars as pl
 
-from socialcredit.engine.simulation import Simulation, check_size
+from socialcredit.engine.simulation import Simulation, check_size, preflight
 from socialcredit.errors import UserError
 from socialcredit.io.rundir import atomic_dir, check_target
 from socialcredit.io.tables import TABLES, write_run
@@ -55,6 +55,7 @@ def run(
     if overrides:
         scn = scn.override(**overrides)
     check_size(citizens, days, seed)
+    preflight(scn)
     temporary = out is None
     target = Path(tempfile.mkdtemp(prefix="socialcredit-")) / "run" if temporary else Path(out)
     check_target(target, force)

@@ -86,11 +86,12 @@ def run_command(
     from socialcredit import api
     from socialcredit.scenario import Scenario
 
-    from socialcredit.engine.simulation import check_size
+    from socialcredit.engine.simulation import check_size, preflight
     from socialcredit.io.rundir import check_target
 
     scn = Scenario.load(scenario).with_sets(sets or [])
     check_size(citizens, days, seed)
+    preflight(scn)
     if out_dir is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out_dir = Path("runs") / f"{scn.name}-{stamp}"
@@ -118,6 +119,11 @@ def run_command(
     try:
         result = api.run(scn, citizens=citizens, days=days, seed=seed, out=out_dir, force=force,
                          on_setup=on_setup, on_day=on_day)
+    except KeyboardInterrupt:
+        if progress is not None:
+            progress.stop()
+        err.print(f"interrupted: nothing was written to {out_dir}", markup=False, highlight=False)
+        raise typer.Exit(130) from None
     finally:
         if progress is not None:
             progress.stop()
@@ -163,11 +169,11 @@ def validate_command(
     sets: Annotated[list[str] | None, typer.Option("--set", help="Override key.path=value (repeatable).")] = None,
 ) -> None:
     """Check a scenario file: TOML syntax, keys, types, ranges, bands, event kinds."""
-    from socialcredit.engine.simulation import Simulation
+    from socialcredit.engine.simulation import preflight
     from socialcredit.scenario import Scenario
 
     scn = Scenario.load(scenario).with_sets(sets or [])
-    Simulation(scn, citizens=100, days=1, seed=0)  # resolves event kinds and cross-references
+    preflight(scn)
     out.print(f"{scn.source}: ok ({scn.name})")
 
 

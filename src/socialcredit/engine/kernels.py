@@ -68,3 +68,22 @@ def active_degree(offsets, active):
             k += active[a]
         out[i] = k
     return out
+
+
+@njit(cache=True)
+def mean_sd(values):
+    """Mean and population standard deviation (ddof 0) in float64, without temporaries.
+
+    Sequential (Welford), so the result does not depend on the thread count.
+    """
+    mean = 0.0
+    m2 = 0.0
+    n = 0
+    for x in values:
+        n += 1
+        d = x - mean
+        mean += d / n
+        m2 += d * (x - mean)
+    if n == 0:
+        return np.nan, np.nan
+    return mean, np.sqrt(m2 / n)

@@ -13,7 +13,7 @@ from socialcredit.behaviour.sampling import sample_day
 from socialcredit.engine.events import EventBuffer, EventKinds
 from socialcredit.engine.kernels import collect_panel, count_day
 from socialcredit.engine.plan import SCHEDULED, STAGES, Plan, Step
-from socialcredit.errors import UserError
+from socialcredit.errors import ScenarioError, UserError
 from socialcredit.observation.channels import observe_day
 from socialcredit.population import Blocks, Citizens, Graph
 from socialcredit.rng import Stream, numpy_generator
@@ -31,6 +31,12 @@ def check_size(citizens: int, days: int, seed: int) -> None:
         raise UserError(f"--days must be between 1 and {dt.MAX_DAYS} (got {days})")
     if not 0 <= seed < 2**63:
         raise UserError(f"--seed must be between 0 and 2**63 - 1 (got {seed})")
+
+
+def preflight(scenario: Scenario) -> None:
+    """Resolve a scenario's cross-references (event kinds, plugins) on a tiny population,
+    so that errors surface before any large allocation."""
+    Simulation(scenario, citizens=64, days=1, seed=0)
 
 
 class Simulation:
@@ -65,10 +71,13 @@ class Simulation:
         population.fill(self.citizens, self.blocks, self.seed)
         self._choose_panel(self.scenario.header.output.panel)
         self.kinds = EventKinds()
-        for plugin in self._all_plugins():
-            plugin.declare(self)
-        for plugin in self._all_plugins():
-            plugin.setup(self)
+        try:
+            for plugin in self._all_plugins():
+                plugin.declare(self)
+            for plugin in self._all_plugins():
+                plugin.setup(self)
+        except ScenarioError as exc:  # cross-references between tables: name the file too
+            raise ScenarioError(f"{self.scenario.source}: {exc}") from None
         self.kind_arrays = self.kinds.arrays()
         sizes = np.diff(self.blocks.block_start)
         self.events = EventBuffer.allocate(sizes, float(self.kind_arrays["bound"].sum()))

@@ -61,8 +61,6 @@ def write_citizens(results: Results, path: Path) -> None:
     cz, g = sim.citizens, sim.graph
     points = sim.find("records", "points")
     grade_names = points.grade_names() if points is not None else []
-    deg_active = active_degree(g.offsets, g.active)
-    degree = np.diff(g.offsets).astype(np.int32)
     grade_type = pa.dictionary(pa.int8(), pa.string())
     writer = None
     try:
@@ -70,6 +68,7 @@ def write_citizens(results: Results, path: Path) -> None:
             hi = min(sim.n, lo + ROW_GROUP)
             sl = slice(lo, hi)
             flags = cz.flags[sl]
+            offsets = g.offsets[lo : hi + 1]
             cols: dict[str, Any] = {
                 "citizen": pa.array(np.arange(lo, hi, dtype=np.int32)),
                 "region": pa.array(cz.region[sl]),
@@ -93,8 +92,8 @@ def write_citizens(results: Results, path: Path) -> None:
                 "listed_ever": pa.array((flags & dt.FLAG_LISTED_EVER) != 0),
                 "speech_penalised": pa.array((flags & dt.FLAG_SPEECH_PENALISED) != 0),
                 "chill": pa.array(cz.chill[sl]),
-                "degree": pa.array(degree[sl]),
-                "active_degree": pa.array(deg_active[sl]),
+                "degree": pa.array(np.diff(offsets).astype(np.int32)),
+                "active_degree": pa.array(active_degree(offsets, g.active)),
                 "in_panel": pa.array((flags & dt.FLAG_PANEL) != 0),
             })
             table = pa.table(cols)

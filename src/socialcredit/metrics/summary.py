@@ -9,6 +9,7 @@ import numpy as np
 import polars as pl
 
 from socialcredit import dtypes as dt
+from socialcredit.engine.kernels import mean_sd
 from socialcredit.metrics.fairness import ratio, share
 
 if TYPE_CHECKING:
@@ -48,10 +49,11 @@ def summary_metrics(sim: Simulation, daily: pl.DataFrame) -> dict[str, float | N
         return 1000.0 * value / n
 
     if sim.plugins["scoring"]:
-        score = cz.score.astype(np.float64)
+        score = cz.score
+        mean, sd = mean_sd(score)
         out.update(
-            p_mean=float(score.mean()),
-            p_sd=float(score.std()),
+            p_mean=float(mean),
+            p_sd=float(sd),
             p_share_below_550=share(score < 550),
             p_share_ge_650=share(score >= 650),
             p_share_ge_700=share(score >= 700),
