@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 
@@ -179,17 +178,15 @@ def test_version_and_help():
 
 
 def test_defaults_documented_in_help():
-    code, stdout, _ = cli("run", "--help")
+    _, stdout, _ = cli("run", "--help")
     text = " ".join(stdout.split())
     assert "1000000" in text.replace(",", "") and "365" in text
 
 
 def test_bare_command_path_relative(tmp_path):
-    code, stdout, stderr = subprocess.run(
-        [sys.executable, "-m", "socialcredit", "run", "ref", "-n", "200", "-d", "3", "-q"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=300,
-    ).returncode, None, None
-    assert code == 0
+    proc = subprocess.run([sys.executable, "-m", "socialcredit", "run", "ref", "-n", "200", "-d", "3", "-q"],
+                          capture_output=True, text=True, cwd=tmp_path, timeout=300)
+    assert proc.returncode == 0, proc.stderr
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 1 and runs[0].name.startswith("ref-") and (runs[0] / "summary.json").exists()
-    assert Path(runs[0]).is_dir()
+    assert proc.stdout.strip().endswith(runs[0].name)

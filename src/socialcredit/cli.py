@@ -84,10 +84,9 @@ def run_command(
 ) -> None:
     """Run a scenario and write a run directory (Parquet tables, summary.json, manifest.json)."""
     from socialcredit import api
-    from socialcredit.scenario import Scenario
-
     from socialcredit.engine.simulation import check_size, preflight
     from socialcredit.io.rundir import check_target
+    from socialcredit.scenario import Scenario
 
     scn = Scenario.load(scenario).with_sets(sets or [])
     check_size(citizens, days, seed)

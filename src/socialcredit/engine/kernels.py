@@ -87,3 +87,15 @@ def mean_sd(values):
     if n == 0:
         return np.nan, np.nan
     return mean, np.sqrt(m2 / n)
+
+
+@njit(cache=True)
+def band_counts(values, lows):
+    """Count values per band; ``lows`` are the bands' lower bounds, highest band first."""
+    out = np.zeros(len(lows), np.int64)
+    for x in values:
+        for g in range(len(lows)):
+            if x >= lows[g]:
+                out[g] += 1
+                break
+    return out

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from socialcredit import dtypes as dt
-from socialcredit.engine.kernels import mean_sd
+from socialcredit.engine.kernels import band_counts, mean_sd
 from socialcredit.metrics.fairness import ratio, share
 
 if TYPE_CHECKING:
@@ -61,8 +61,7 @@ def summary_metrics(sim: Simulation, daily: pl.DataFrame) -> dict[str, float | N
     points = sim.find("records", "points")
     if points is not None:
         out["m_mean"] = float(cz.points.mean(dtype=np.float64))
-        idx = points.grade_index(cz.points)
-        counts = np.bincount(idx, minlength=len(points.config.grades))
+        counts = band_counts(cz.points, np.array([g.min for g in points.config.grades], np.int64))
         for g, c in zip(points.config.grades, counts, strict=True):
             out[f"grade_share_{g.metric_key}"] = float(c) / n
     court = sim.find("records", "court-list")
