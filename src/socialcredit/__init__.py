@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from socialcredit.api import Run, load, run
+from socialcredit.api import Run, load, resume, run
 from socialcredit.scenario import Scenario
 
 try:
@@ -20,4 +20,4 @@ try:
 except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+local"
 
-__all__ = ["Run", "Scenario", "__version__", "load", "run"]
+__all__ = ["Run", "Scenario", "__version__", "load", "resume", "run"]

@@ -18,6 +18,8 @@ from typing import Any
 
 import polars as pl
 
+from socialcredit.engine import checkpoint
+from socialcredit.engine.checkpoint import checkpoint_dir
 from socialcredit.engine.simulation import Simulation, check_size, preflight
 from socialcredit.errors import UserError
 from socialcredit.io.rundir import atomic_dir, check_target
@@ -37,39 +39,99 @@ def run(
     out: str | Path | None = None,
     overrides: dict[str, Any] | None = None,
     force: bool = False,
+    checkpoint_every: int | None = None,
     on_setup: Callable[[Simulation], None] | None = None,
     on_day: Callable[[int], None] | None = None,
 ) -> Run:
     """Simulate ``scenario`` and return the run, written to ``out``.
 
     With ``out=None`` the run lives in a temporary directory removed when the
-    returned ``Run`` is garbage-collected (``Run.save`` keeps a copy).
+    returned ``Run`` is garbage-collected (``Run.save`` keeps a copy). With
+    ``checkpoint_every=K`` the state is saved every K days to
+    ``<out>.checkpoint/``, so that ``resume(out)`` can finish an interrupted run.
 
     >>> r = run("ref", citizens=2_000, days=60, seed=3)
     >>> sorted(r.metrics)[:2]
     ['citizen_days_per_s', 'chilling_reduction']
     """
     started = dt.datetime.now(dt.UTC)
-    t0 = time.perf_counter()
     scn = scenario if isinstance(scenario, Scenario) else Scenario.load(scenario)
     if overrides:
         scn = scn.override(**overrides)
     check_size(citizens, days, seed)
+    if checkpoint_every is not None and not 1 <= checkpoint_every <= days:
+        raise UserError(f"--checkpoint-every must be between 1 and --days ({days}) (got {checkpoint_every})")
     preflight(scn)
     temporary = out is None
+    if temporary and checkpoint_every:
+        raise UserError("--checkpoint-every needs an output directory")
     target = Path(tempfile.mkdtemp(prefix="socialcredit-")) / "run" if temporary else Path(out)
     check_target(target, force)
+    if (checkpoint.find(target) / "checkpoint.json").is_file():
+        if not force:
+            raise UserError(f"--out {target}: an interrupted run left a checkpoint; "
+                            f"`socialcredit resume {target}` finishes it (or use --force to start over)")
+        checkpoint.remove(target)
     sim = Simulation(scn, citizens=citizens, days=days, seed=seed)
-    if on_setup is not None:
-        on_setup(sim)
-    results = sim.run(on_day=on_day)
-    with atomic_dir(target, force=force) as tmp:
-        manifest = _manifest(sim, results.timings, started, time.perf_counter() - t0)
-        write_run(results, tmp, manifest)
-    result = Run(target)
+    meta = {"scenario": scn.to_dict(), "scenario_source": scn.source, "citizens": citizens, "days": days,
+            "seed": seed, "checkpoint_every": checkpoint_every, "force": force, "started": started.isoformat()}
+    result = _finish(sim, target, meta, started, on_setup, on_day)
     if temporary:
         weakref.finalize(result, shutil.rmtree, target.parent, True)
     return result
+
+
+def resume(
+    out: str | Path,
+    *,
+    on_setup: Callable[[Simulation], None] | None = None,
+    on_day: Callable[[int], None] | None = None,
+) -> Run:
+    """Finish a run interrupted after a checkpoint; the result equals an uninterrupted run."""
+    target = Path(out)
+    directory = checkpoint.find(target)
+    doc = checkpoint.read_meta(directory)
+    try:
+        scn = Scenario(doc["scenario"], doc.get("scenario_source", str(directory)))
+    except UserError as exc:
+        raise UserError(f"{directory}: mismatched checkpoint ({exc})") from None
+    check_target(target, force=bool(doc.get("force")))
+    sim = Simulation(scn, citizens=int(doc["citizens"]), days=int(doc["days"]), seed=int(doc["seed"]))
+    checkpoint.restore(sim, directory, doc)
+    started = dt.datetime.fromisoformat(doc["started"])
+    meta = {k: doc[k] for k in ("scenario", "scenario_source", "citizens", "days", "seed", "checkpoint_every",
+                                "force", "started")}
+    return _finish(sim, target, meta, started, on_setup, on_day)
+
+
+def _finish(
+    sim: Simulation,
+    target: Path,
+    meta: dict[str, Any],
+    started: dt.datetime,
+    on_setup: Callable[[Simulation], None] | None,
+    on_day: Callable[[int], None] | None,
+) -> Run:
+    t0 = time.perf_counter()
+    every = meta.get("checkpoint_every")
+    directory = checkpoint_dir(target)
+
+    def after_day(day: int) -> None:
+        if every and day % every == 0 and day < sim.days:
+            checkpoint.save(sim, directory, meta)
+        if on_day is not None:
+            on_day(day)
+
+    if on_setup is not None:
+        on_setup(sim)
+    results = sim.run(on_day=after_day)
+    with atomic_dir(target, force=True) as tmp:
+        manifest = _manifest(sim, results.timings, started, time.perf_counter() - t0)
+        manifest["checkpoint_every"] = every
+        write_run(results, tmp, manifest)
+    if every:
+        checkpoint.remove(target)
+    return Run(target)
 
 
 def load(path: str | Path) -> Run:

@@ -78,6 +78,8 @@ def run_command(
     sets: Annotated[list[str] | None, typer.Option("--set", help="Override a scenario value: key.path=value "
                                                    "(repeatable).")] = None,
     force: Annotated[bool, typer.Option("--force", help="Replace an existing non-empty --out.")] = False,
+    checkpoint_every: Annotated[int | None, typer.Option("--checkpoint-every", help="Save the state every this "
+                                                         "many days to <out>.checkpoint/ (see `resume`).")] = None,
     threads: Annotated[int | None, typer.Option("--threads", help="Worker threads (results do not depend "
                                                 "on it).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
@@ -97,6 +99,33 @@ def run_command(
     check_target(out_dir, force)
     if threads is not None:
         _set_threads(threads)
+    _with_progress(scn.name, citizens, days, out_dir, quiet, lambda on_setup, on_day: api.run(
+        scn, citizens=citizens, days=days, seed=seed, out=out_dir, force=force,
+        checkpoint_every=checkpoint_every, on_setup=on_setup, on_day=on_day))
+
+
+@app.command("resume")
+def resume_command(
+    out_dir: Annotated[Path, typer.Argument(help="The --out of an interrupted run started with "
+                                            "--checkpoint-every.")],
+    threads: Annotated[int | None, typer.Option("--threads", help="Worker threads.")] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+) -> None:
+    """Finish an interrupted run from its last checkpoint (same result as an uninterrupted run)."""
+    from socialcredit import api
+    from socialcredit.engine import checkpoint
+
+    doc = checkpoint.read_meta(checkpoint.find(out_dir))
+    if threads is not None:
+        _set_threads(threads)
+    if not quiet:
+        err.print(f"[dim]resuming from day {doc['day']} of {doc['days']}[/dim]")
+    _with_progress(str(doc["scenario"].get("name", "run")), int(doc["citizens"]), int(doc["days"]), out_dir, quiet,
+                   lambda on_setup, on_day: api.resume(out_dir, on_setup=on_setup, on_day=on_day))
+
+
+def _with_progress(name: str, citizens: int, days: int, out_dir: Path, quiet: bool, go: Any) -> None:
+    """Run ``go(on_setup, on_day)`` under a progress bar; print the headline and where results are."""
     progress = None if quiet else Progress(
         TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn("days"),
         _Throughput(citizens), TimeElapsedColumn(), console=err, transient=False,
@@ -105,7 +134,7 @@ def run_command(
 
     def on_setup(sim: Any) -> None:
         if progress is not None:
-            task["id"] = progress.add_task(f"{scn.name}", total=days)
+            task["id"] = progress.add_task(name, total=days, completed=sim.day)
 
     def on_day(day: int) -> None:
         if progress is not None:
@@ -116,8 +145,7 @@ def run_command(
         progress.start()
         err.print(f"[dim]building {citizens:,} citizens and their social graph...[/dim]")
     try:
-        result = api.run(scn, citizens=citizens, days=days, seed=seed, out=out_dir, force=force,
-                         on_setup=on_setup, on_day=on_day)
+        result = go(on_setup, on_day)
     except KeyboardInterrupt:
         if progress is not None:
             progress.stop()

@@ -27,6 +27,9 @@ _S27 = np.uint64(27)
 _S31 = np.uint64(31)
 _S11 = np.uint64(11)
 _INV53 = 1.0 / 9007199254740992.0  # 2**-53
+_S32 = np.uint64(32)
+_LOW32 = np.uint64(0xFFFFFFFF)
+_INV32 = 1.0 / 4294967296.0  # 2**-32
 
 
 class Stream(IntEnum):
@@ -76,6 +79,13 @@ def uniform(key: np.uint64, counter: int) -> float:
 def uniform_open(key: np.uint64, counter: int) -> float:
     """Uniform on (0, 1], safe for ``log``."""
     return (float(bits(key, counter) >> _S11) + 1.0) * _INV53
+
+
+@njit(cache=True, inline="always")
+def split_uniforms(key: np.uint64, counter: int) -> tuple[float, float]:
+    """Two uniforms with 32 random bits each from one draw: (0, 1] and [0, 1)."""
+    z = bits(key, counter)
+    return (float(z >> _S32) + 1.0) * _INV32, float(z & _LOW32) * _INV32
 
 
 @njit(cache=True, inline="always")

@@ -2,7 +2,8 @@
 
 For each event kind and block, candidate citizens are the successes of
 Bernoulli(bound) trials, found by geometric skipping; a candidate commits the
-event with probability rate_i / bound (thinning). The candidate chain does not
+event with probability rate_i / bound (thinning). One 64-bit draw per
+candidate gives both the skip and the acceptance uniform (32 bits each). The candidate chain does not
 depend on anyone's state, so one citizen's events can be replayed alone.
 """
 
@@ -13,7 +14,7 @@ import math
 from numba import njit, prange
 
 from socialcredit import dtypes as dt
-from socialcredit.rng import geometric_skip, stream_key, uniform, uniform_open
+from socialcredit.rng import geometric_skip, split_uniforms, stream_key
 
 _URBAN = dt.FLAG_URBAN
 
@@ -60,11 +61,11 @@ def sample_day(
             ctr = 0
             i = lo - 1
             while True:
-                i += 1 + geometric_skip(uniform_open(key, ctr), log1m_bound[k])
+                u_skip, u = split_uniforms(key, ctr)
+                ctr += 1
+                i += 1 + geometric_skip(u_skip, log1m_bound[k])
                 if i >= hi:
                     break
-                u = uniform(key, ctr + 1)
-                ctr += 2
                 rate = rate_urban[k] if flags[i] & _URBAN else rate_rural[k]
                 p = rate * propensity(form[k], params[k], i, day, flags, risk, voice, chill, income, list_start)
                 if u * bound[k] < p:

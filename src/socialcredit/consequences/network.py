@@ -132,6 +132,14 @@ class Unfriend(Plugin):
         """Edges cut today."""
         return {"edges_cut": self._cut_today if self.runs_on(day) else 0}
 
+    def state(self) -> dict[str, np.ndarray]:
+        """Edges cut so far."""
+        return {"cut_total": np.array(self.cut_total)}
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set the state saved by ``state()``."""
+        self.cut_total = int(arrays["cut_total"])
+
 
 @register("consequences", "chill")
 class Chill(Plugin):

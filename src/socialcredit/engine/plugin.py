@@ -43,12 +43,13 @@ class Plugin:
         return True
 
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays that make up this plugin's state (for checkpoints)."""
+        """Arrays (0-d for scalars) that make up this plugin's mutable state, for checkpoints."""
         return {}
 
-    def totals(self) -> dict[str, float]:
-        """Run totals this plugin contributes to summary metrics."""
-        return {}
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set the state saved by ``state()`` (after ``setup``)."""
+        for key, value in arrays.items():
+            setattr(self, key, value)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"

@@ -200,6 +200,7 @@ class Simulation:
         from socialcredit.metrics.summary import Results
 
         t = time.perf_counter()
+        self.timings["days_simulated"] = self.days - self.day
         while self.day < self.days:
             self.step()
             if on_day is not None:

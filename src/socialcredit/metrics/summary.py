@@ -97,7 +97,8 @@ def summary_metrics(sim: Simulation, daily: pl.DataFrame) -> dict[str, float | N
         loss = 1.0 - cz.income[listed_ever].astype(np.float64) / cz.income0[listed_ever]
         out["income_loss_listed_ever"] = float(loss.mean()) if len(loss) else None
     seconds = sim.timings.get("simulation_seconds", 0.0)
-    out["citizen_days_per_s"] = n * sim.day / seconds if seconds > 0 else None
+    simulated = sim.timings.get("days_simulated", sim.day)
+    out["citizen_days_per_s"] = n * simulated / seconds if seconds > 0 else None
     return out
 
 

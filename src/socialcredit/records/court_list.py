@@ -209,9 +209,24 @@ class CourtList(Plugin):
         """The day's list movements."""
         return self._day_counts
 
+    _LOGS = ("entry_citizen", "entry_day", "exit_citizen", "exit_day", "exit_reason")
+
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays to checkpoint."""
-        return {"stress": self.stress, "stress_day": self.stress_day, "recheck": self.recheck}
+        """Stress, pending re-checks, list logs and counters."""
+        out = {"stress": self.stress, "stress_day": self.stress_day, "recheck": self.recheck,
+               "listed_now": np.array(self.listed_now), "entry_cursor": np.array(self._entry_cursor)}
+        out.update({name: getattr(self, name).view() for name in self._LOGS})
+        return out
+
+    def restore(self, arrays: dict[str, np.ndarray]) -> None:
+        """Set the state saved by ``state()``."""
+        self.stress, self.stress_day, self.recheck = arrays["stress"], arrays["stress_day"], arrays["recheck"]
+        self.listed_now = int(arrays["listed_now"])
+        self._entry_cursor = int(arrays["entry_cursor"])
+        for name in self._LOGS:
+            log = _Log()
+            log.extend(arrays[name])
+            setattr(self, name, log)
 
     def table(self, days: int) -> pl.DataFrame:
         """List intervals: one row per listing, with its end (null if still listed)."""

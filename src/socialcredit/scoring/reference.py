@@ -185,5 +185,5 @@ class ReferenceScore(Plugin):
         cz.score, self.scratch = self.scratch, cz.score
 
     def state(self) -> dict[str, np.ndarray]:
-        """Arrays to checkpoint."""
+        """Counters kept between scoring days."""
         return {"miss": self.miss, "miss_day": self.miss_day, "gaming": self.gaming, "speech": self.speech}
