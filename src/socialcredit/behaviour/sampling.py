@@ -46,15 +46,17 @@ def sample_day(
     seed, day, block_start,
     rate_urban, rate_rural, form, params, bound, log1m_bound, beh_stream,
     flags, risk, voice, chill, income, list_start,
-    ev_citizen, ev_kind, ev_flags, slot_start, slot_cap, count,
+    ev_citizen, ev_kind, ev_flags, slot_start, slot_cap, count, kind_at,
 ):
-    """Write the day's true events of every block into its slots; set ``count``."""
+    """Write the day's true events of every block into its slots, kind by kind;
+    set ``count`` and the kind boundaries ``kind_at``."""
     nk = len(rate_urban)
     for b in prange(len(block_start) - 1):
         lo, hi = block_start[b], block_start[b + 1]
         base, cap = slot_start[b], slot_cap[b]
         n = 0
         for k in range(nk):
+            kind_at[b, k] = base + n
             if bound[k] <= 0.0:
                 continue
             key = stream_key(seed, beh_stream[k], day, b)
@@ -75,4 +77,5 @@ def sample_day(
                         ev_flags[base + n] = 0
                     n += 1
         count[b] = n
+        kind_at[b, nk] = base + n
 

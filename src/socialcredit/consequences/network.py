@@ -92,12 +92,12 @@ def chill_all(penalised, factor, flags, chill, offsets, neighbours, active):
 
 
 @njit(cache=True, parallel=True)
-def mark_penalised(region_first_block, kind, flags, ev_kind, ev_flags, ev_target, slot_start, count):
+def mark_penalised(region_first_block, kind, flags, ev_flags, ev_target, kind_at):
     """Flag citizens an observed speech event is attributed to."""
     for r in prange(len(region_first_block) - 1):
         for b in range(region_first_block[r], region_first_block[r + 1]):
-            for e in range(slot_start[b], slot_start[b] + count[b]):
-                if ev_kind[e] == kind and ev_flags[e] & OBSERVED:
+            for e in range(kind_at[b, kind], kind_at[b, kind + 1]):
+                if ev_flags[e] & OBSERVED:
                     flags[ev_target[e]] |= _PENALISED
 
 
@@ -161,7 +161,7 @@ class Chill(Plugin):
         """Flag citizens penalised for speech today."""
         ev = sim.events
         mark_penalised(sim.blocks.region_first_block, self.kind_code, sim.citizens.flags,
-                       ev.kind, ev.flags, ev.target, ev.slot_start, ev.count)
+                       ev.flags, ev.target, ev.kind_at)
 
     def apply(self, sim: Simulation, day: int) -> None:
         """Recompute everyone's chill after the day's unfriending."""

@@ -32,26 +32,24 @@ class LoanGateConfig(Strict):
 
 
 @njit(cache=True, parallel=True)
-def deny_trips(kind, factor, list_start, income, ev_citizen, ev_kind, ev_flags, slot_start, count):
+def deny_trips(kind, factor, list_start, income, ev_citizen, ev_flags, kind_at):
     """Deny trips of listed citizens (listed today included) and cut their income."""
-    for b in prange(len(count)):
-        for e in range(slot_start[b], slot_start[b] + count[b]):
-            if ev_kind[e] == kind:
-                i = ev_citizen[e]
-                if list_start[i] >= 0:
-                    ev_flags[e] |= DENIED
-                    income[i] = income[i] * factor
+    for b in prange(len(kind_at)):
+        for e in range(kind_at[b, kind], kind_at[b, kind + 1]):
+            i = ev_citizen[e]
+            if list_start[i] >= 0:
+                ev_flags[e] |= DENIED
+                income[i] = income[i] * factor
 
 
 @njit(cache=True, parallel=True)
-def decide_loans(kind, min_score, list_start, score, ev_citizen, ev_kind, ev_flags, slot_start, count):
+def decide_loans(kind, min_score, list_start, score, ev_citizen, ev_flags, kind_at):
     """Deny loan applications below the score threshold or from listed citizens."""
-    for b in prange(len(count)):
-        for e in range(slot_start[b], slot_start[b] + count[b]):
-            if ev_kind[e] == kind:
-                i = ev_citizen[e]
-                if list_start[i] >= 0 or score[i] < min_score:
-                    ev_flags[e] |= DENIED
+    for b in prange(len(kind_at)):
+        for e in range(kind_at[b, kind], kind_at[b, kind + 1]):
+            i = ev_citizen[e]
+            if list_start[i] >= 0 or score[i] < min_score:
+                ev_flags[e] |= DENIED
 
 
 @register("consequences", "travel-ban")
@@ -70,7 +68,7 @@ class TravelBan(Plugin):
         """Deny the day's trips of listed citizens."""
         ev, cz = sim.events, sim.citizens
         deny_trips(self.kind_code, self.config.income_factor, cz.list_start, cz.income,
-                   ev.citizen, ev.kind, ev.flags, ev.slot_start, ev.count)
+                   ev.citizen, ev.flags, ev.kind_at)
 
 
 @register("consequences", "loan-gate")
@@ -89,4 +87,4 @@ class LoanGate(Plugin):
         """Decide the day's loan applications."""
         ev, cz = sim.events, sim.citizens
         decide_loans(self.kind_code, self.config.min_score, cz.list_start, cz.score,
-                     ev.citizen, ev.kind, ev.flags, ev.slot_start, ev.count)
+                     ev.citizen, ev.flags, ev.kind_at)

@@ -179,16 +179,17 @@ class EventBuffer:
     slot_start: np.ndarray
     slot_cap: np.ndarray
     count: np.ndarray
+    kind_at: np.ndarray  # [B, K+1]: events of kind k in block b are kind_at[b, k] .. kind_at[b, k+1]
 
     @classmethod
-    def allocate(cls, block_sizes: np.ndarray, daily_bound: float) -> EventBuffer:
+    def allocate(cls, block_sizes: np.ndarray, daily_bound: float, kinds: int) -> EventBuffer:
         """Slots for the expected events plus a wide margin (grown on overflow)."""
         mean = block_sizes * daily_bound
         cap = np.ceil(mean + 8.0 * np.sqrt(mean) + 32).astype(np.int64)
-        return cls.with_capacity(cap)
+        return cls.with_capacity(cap, kinds)
 
     @classmethod
-    def with_capacity(cls, cap: np.ndarray) -> EventBuffer:
+    def with_capacity(cls, cap: np.ndarray, kinds: int) -> EventBuffer:
         """A buffer with ``cap[b]`` slots for block ``b``."""
         start = np.concatenate([[0], np.cumsum(cap)]).astype(np.int64)
         total = int(start[-1])
@@ -200,12 +201,13 @@ class EventBuffer:
             slot_start=start[:-1].copy(),
             slot_cap=cap.astype(np.int64),
             count=np.zeros(len(cap), np.int64),
+            kind_at=np.zeros((len(cap), kinds + 1), np.int64),
         )
 
     def grown(self) -> EventBuffer:
         """A buffer with room for every block's last count, and margin."""
         need = np.maximum(self.slot_cap, self.count)
-        return self.with_capacity((need * 3) // 2 + 64)
+        return self.with_capacity((need * 3) // 2 + 64, self.kind_at.shape[1] - 1)
 
     def overflowed(self) -> bool:
         """Whether some block produced more events than it had slots."""
@@ -215,8 +217,3 @@ class EventBuffer:
         """Number of events in the buffer."""
         return int(self.count.sum())
 
-    def valid(self) -> np.ndarray:
-        """Indices of the used slots, in block order."""
-        return np.concatenate(
-            [np.arange(s, s + c) for s, c in zip(self.slot_start, self.count, strict=True)]
-        ) if len(self.count) else np.empty(0, np.int64)

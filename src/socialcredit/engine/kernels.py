@@ -7,50 +7,55 @@ from numba import njit, prange
 
 
 @njit(cache=True)
-def collect(ev_citizen, ev_kind, ev_flags, slot_start, count, bit, kind):
-    """Citizens of the day's events with flag ``bit`` set (and of ``kind`` if ≥ 0), sorted."""
+def collect(ev_citizen, ev_flags, kind_at, bit, kind):
+    """Citizens of the day's events of ``kind`` with flag ``bit`` set, sorted."""
     n = 0
-    for b in range(len(count)):
-        for e in range(slot_start[b], slot_start[b] + count[b]):
-            if ev_flags[e] & bit and (kind < 0 or ev_kind[e] == kind):
+    for b in range(len(kind_at)):
+        for e in range(kind_at[b, kind], kind_at[b, kind + 1]):
+            if ev_flags[e] & bit:
                 n += 1
     out = np.empty(n, np.int32)
     n = 0
-    for b in range(len(count)):
-        for e in range(slot_start[b], slot_start[b] + count[b]):
-            if ev_flags[e] & bit and (kind < 0 or ev_kind[e] == kind):
+    for b in range(len(kind_at)):
+        for e in range(kind_at[b, kind], kind_at[b, kind + 1]):
+            if ev_flags[e] & bit:
                 out[n] = ev_citizen[e]
                 n += 1
     return np.sort(out)
 
 
-@njit(cache=True)
-def count_day(ev_kind, ev_flags, slot_start, count, nk):
+@njit(cache=True, parallel=True)
+def count_day(ev_flags, kind_at):
     """Per kind: [events, observed, misattributed, denied, judged, defaulted, removed]."""
-    out = np.zeros((nk, 7), np.int64)
-    for b in range(len(count)):
-        for e in range(slot_start[b], slot_start[b] + count[b]):
-            k = ev_kind[e]
-            f = ev_flags[e]
-            out[k, 0] += 1
-            for j in range(6):
-                if f & (1 << j):
-                    out[k, j + 1] += 1
-    return out
+    nb, nk = kind_at.shape[0], kind_at.shape[1] - 1
+    per_block = np.zeros((nb, nk, 7), np.int64)
+    for b in prange(nb):
+        for k in range(nk):
+            per_block[b, k, 0] = kind_at[b, k + 1] - kind_at[b, k]
+            for e in range(kind_at[b, k], kind_at[b, k + 1]):
+                f = ev_flags[e]
+                for j in range(6):
+                    if f & (1 << j):
+                        per_block[b, k, j + 1] += 1
+    return per_block.sum(axis=0)
 
 
-@njit(cache=True)
-def collect_panel(ev_citizen, ev_kind, ev_flags, ev_target, slot_start, count, flags, panel_bit):
+@njit(cache=True, parallel=True)
+def collect_panel(ev_citizen, ev_target, kind_at, flags, panel_bit):
     """Indices of the day's events whose actor or attributed citizen is in the panel."""
-    n = 0
-    for b in range(len(count)):
-        for e in range(slot_start[b], slot_start[b] + count[b]):
+    nb, nk = kind_at.shape[0], kind_at.shape[1] - 1
+    found = np.zeros(nb + 1, np.int64)
+    for b in prange(nb):
+        n = 0
+        for e in range(kind_at[b, 0], kind_at[b, nk]):
             if flags[ev_citizen[e]] & panel_bit or flags[ev_target[e]] & panel_bit:
                 n += 1
-    out = np.empty(n, np.int64)
-    n = 0
-    for b in range(len(count)):
-        for e in range(slot_start[b], slot_start[b] + count[b]):
+        found[b + 1] = n
+    at = np.cumsum(found)
+    out = np.empty(at[nb], np.int64)
+    for b in prange(nb):
+        n = at[b]
+        for e in range(kind_at[b, 0], kind_at[b, nk]):
             if flags[ev_citizen[e]] & panel_bit or flags[ev_target[e]] & panel_bit:
                 out[n] = e
                 n += 1

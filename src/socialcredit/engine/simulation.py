@@ -80,7 +80,7 @@ class Simulation:
             raise ScenarioError(f"{self.scenario.source}: {exc}") from None
         self.kind_arrays = self.kinds.arrays()
         sizes = np.diff(self.blocks.block_start)
-        self.events = EventBuffer.allocate(sizes, float(self.kind_arrays["bound"].sum()))
+        self.events = EventBuffer.allocate(sizes, float(self.kind_arrays["bound"].sum()), len(self.kinds))
         self.plan = self._build_plan()
         self._gated_kinds = {p.kind_code for p in self.plugins["consequences"].values()
                              if hasattr(p, "kind_code")}
@@ -131,7 +131,7 @@ class Simulation:
                 ka["rate_urban"], ka["rate_rural"], ka["form"], ka["params"], ka["bound"],
                 ka["log1m_bound"], ka["beh_stream"],
                 cz.flags, cz.risk, cz.voice, cz.chill, cz.income, cz.list_start,
-                ev.citizen, ev.kind, ev.flags, ev.slot_start, ev.slot_cap, ev.count,
+                ev.citizen, ev.kind, ev.flags, ev.slot_start, ev.slot_cap, ev.count, ev.kind_at,
             )
             if not ev.overflowed():
                 return
@@ -143,12 +143,12 @@ class Simulation:
             self.seed, day, blk.block_start, blk.block_region, blk.region_start,
             ka["detect_urban"], ka["detect_rural"], ka["members_only"], ka["false_match"],
             ka["obs_stream"], self.citizens.flags,
-            ev.citizen, ev.kind, ev.flags, ev.target, ev.slot_start, ev.count,
+            ev.citizen, ev.kind, ev.flags, ev.target, ev.kind_at,
         )
 
     def _metrics(self, sim: Simulation, day: int) -> None:
         ev = self.events
-        counts = count_day(ev.kind, ev.flags, ev.slot_start, ev.count, len(self.kinds))
+        counts = count_day(ev.flags, ev.kind_at)
         row: dict[str, float] = {"day": day}
         for k, name in enumerate(self.kinds.names):
             row[name] = int(counts[k, 0])
@@ -165,8 +165,7 @@ class Simulation:
         if scored:
             self._snapshot(day, row)
         self.daily_rows.append(row)
-        idx = collect_panel(ev.citizen, ev.kind, ev.flags, ev.target, ev.slot_start, ev.count,
-                            self.citizens.flags, dt.FLAG_PANEL)
+        idx = collect_panel(ev.citizen, ev.target, ev.kind_at, self.citizens.flags, dt.FLAG_PANEL)
         if len(idx):
             self.panel_events.append({
                 "day": np.full(len(idx), day, np.int16), "citizen": ev.citizen[idx],

@@ -93,7 +93,7 @@ def observe_day(
     seed, day, block_start, block_region, region_start,
     detect_urban, detect_rural, members_only, false_match, obs_stream,
     flags,
-    ev_citizen, ev_kind, ev_flags, ev_target, slot_start, count,
+    ev_citizen, ev_kind, ev_flags, ev_target, kind_at,
 ):
     """Decide, for every event of the day, whether it is seen and whom it is attributed to.
 
@@ -105,23 +105,23 @@ def observe_day(
         lo = block_start[b]
         r = block_region[b]
         rlo, rhi = region_start[r], region_start[r + 1]
-        keys = [stream_key(seed, obs_stream[k], day, b) for k in range(nk)]
-        for e in range(slot_start[b], slot_start[b] + count[b]):
-            i = ev_citizen[e]
-            k = ev_kind[e]
-            ev_target[e] = i
-            p = detect_urban[k] if flags[i] & _URBAN else detect_rural[k]
-            if members_only[k] and not flags[i] & _MEMBER:
-                p = 0.0
-            if p <= 0.0:
-                continue
-            key = keys[k]
-            ctr = (i - lo) * 3
-            if uniform(key, ctr) >= p:
-                continue
-            fl = OBSERVED
-            if false_match[k] > 0.0 and rhi - rlo > 1 and uniform(key, ctr + 1) < false_match[k]:
-                j = rlo + below(key, ctr + 2, rhi - rlo - 1)
-                ev_target[e] = j + 1 if j >= i else j
-                fl |= MISATTRIBUTED
-            ev_flags[e] |= fl
+        for k in range(nk):
+            unseen = detect_urban[k] <= 0.0 and detect_rural[k] <= 0.0
+            key = stream_key(seed, obs_stream[k], day, b)
+            for e in range(kind_at[b, k], kind_at[b, k + 1]):
+                i = ev_citizen[e]
+                ev_target[e] = i
+                if unseen:
+                    continue
+                p = detect_urban[k] if flags[i] & _URBAN else detect_rural[k]
+                if members_only[k] and not flags[i] & _MEMBER:
+                    continue
+                ctr = (i - lo) * 3
+                if uniform(key, ctr) >= p:
+                    continue
+                fl = OBSERVED
+                if false_match[k] > 0.0 and rhi - rlo > 1 and uniform(key, ctr + 1) < false_match[k]:
+                    j = rlo + below(key, ctr + 2, rhi - rlo - 1)
+                    ev_target[e] = j + 1 if j >= i else j
+                    fl |= MISATTRIBUTED
+                ev_flags[e] |= fl

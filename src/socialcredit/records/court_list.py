@@ -46,7 +46,7 @@ def court_day(
     seed, day, block_start, judge_kind, repay_kind,
     decay_days, threshold, scale, cap, a_off, s_income, s_cap, term,
     flags, income, risk, list_start, stress, stress_day,
-    ev_citizen, ev_kind, ev_flags, slot_start, count,
+    ev_citizen, ev_flags, kind_at,
     recheck, recheck_at, recheck_out, due, due_at, due_out,
 ):
     """Judgments, then removals, then new listings, block by block (SPEC 9.2 step 3)."""
@@ -54,9 +54,7 @@ def court_day(
         lo = block_start[b]
         key = stream_key(seed, _JUDGMENT, day, b)
         # judgments, for citizens not listed at the start of the day
-        for e in range(slot_start[b], slot_start[b] + count[b]):
-            if ev_kind[e] != judge_kind:
-                continue
+        for e in range(kind_at[b, judge_kind], kind_at[b, judge_kind + 1]):
             i = ev_citizen[e]
             s = stress[i] * math.exp(-(day - stress_day[i]) / decay_days) + 1.0
             stress_day[i] = day
@@ -79,9 +77,7 @@ def court_day(
                 s = 0.0
             stress[i] = s
         # removals: repayment (sampled as events), then ends of term
-        for e in range(slot_start[b], slot_start[b] + count[b]):
-            if ev_kind[e] != repay_kind:
-                continue
+        for e in range(kind_at[b, repay_kind], kind_at[b, repay_kind + 1]):
             i = ev_citizen[e]
             list_start[i] = -1
             ev_flags[e] |= REMOVED
@@ -95,7 +91,7 @@ def court_day(
                 if stress[i] * math.exp(-(day + 1 - stress_day[i]) / decay_days) >= threshold:
                     due_out[j] = 2
         # new listings
-        for e in range(slot_start[b], slot_start[b] + count[b]):
+        for e in range(kind_at[b, judge_kind], kind_at[b, judge_kind + 1]):
             if ev_flags[e] & DEFAULTED:
                 i = ev_citizen[e]
                 list_start[i] = day
@@ -180,12 +176,12 @@ class CourtList(Plugin):
             c.stress_decay_days, c.stress_threshold, c.default_scale, c.default_cap,
             c.risk_offset, c.strain_income, c.strain_cap, c.term_days,
             cz.flags, cz.income, cz.risk, cz.list_start, self.stress, self.stress_day,
-            ev.citizen, ev.kind, ev.flags, ev.slot_start, ev.count,
+            ev.citizen, ev.flags, ev.kind_at,
             recheck, blk.slices(recheck), recheck_out, due, blk.slices(due), due_out,
         )
-        evargs = (ev.citizen, ev.kind, ev.flags, ev.slot_start, ev.count)
-        judged = collect(*evargs, JUDGED, -1)
-        listed = np.sort(np.concatenate([collect(*evargs, DEFAULTED, -1), recheck[recheck_out == 2]]))
+        evargs = (ev.citizen, ev.flags, ev.kind_at)
+        judged = collect(*evargs, JUDGED, self.judge_kind)
+        listed = np.sort(np.concatenate([collect(*evargs, DEFAULTED, self.judge_kind), recheck[recheck_out == 2]]))
         repaid = collect(*evargs, REMOVED, self.repay_kind)
         ended = due[due_out > 0]
         self.recheck = np.sort(np.concatenate([collect(*evargs, RECHECK, self.repay_kind), due[due_out == 2]]))

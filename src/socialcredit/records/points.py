@@ -63,7 +63,7 @@ class PointsConfig(Strict):
 @njit(cache=True, parallel=True)
 def apply_points(
     region_first_block, region_start, deltas, lo_pts, hi_pts, points,
-    ev_kind, ev_flags, ev_target, slot_start, count, extra, extra_at, extra_delta,
+    ev_flags, ev_target, kind_at, extra, extra_at, extra_delta,
 ):
     """Sum each citizen's changes of the day, then clip once (per region: a
     misattributed penalty stays inside the actor's region)."""
@@ -71,18 +71,22 @@ def apply_points(
         b0, b1 = region_first_block[r], region_first_block[r + 1]
         m = extra_at[r + 1] - extra_at[r]
         for b in range(b0, b1):
-            for e in range(slot_start[b], slot_start[b] + count[b]):
-                if ev_flags[e] & OBSERVED and deltas[ev_kind[e]] != 0:
-                    m += 1
+            for k in range(len(deltas)):
+                if deltas[k] != 0:
+                    for e in range(kind_at[b, k], kind_at[b, k + 1]):
+                        if ev_flags[e] & OBSERVED:
+                            m += 1
         who = np.empty(m, np.int64)
         amount = np.empty(m, np.int64)
         m = 0
         for b in range(b0, b1):
-            for e in range(slot_start[b], slot_start[b] + count[b]):
-                if ev_flags[e] & OBSERVED and deltas[ev_kind[e]] != 0:
-                    who[m] = ev_target[e]
-                    amount[m] = deltas[ev_kind[e]]
-                    m += 1
+            for k in range(len(deltas)):
+                if deltas[k] != 0:
+                    for e in range(kind_at[b, k], kind_at[b, k + 1]):
+                        if ev_flags[e] & OBSERVED:
+                            who[m] = ev_target[e]
+                            amount[m] = deltas[k]
+                            m += 1
         for j in range(extra_at[r], extra_at[r + 1]):
             who[m] = extra[j]
             amount[m] = extra_delta
@@ -122,7 +126,7 @@ class Points(Plugin):
         extra_at = np.searchsorted(extra, sim.blocks.region_start).astype(np.int64)
         apply_points(
             sim.blocks.region_first_block, sim.blocks.region_start, self.deltas, c.min, c.max,
-            sim.citizens.points, ev.kind, ev.flags, ev.target, ev.slot_start, ev.count,
+            sim.citizens.points, ev.flags, ev.target, ev.kind_at,
             extra, extra_at, c.listing_delta,
         )
 

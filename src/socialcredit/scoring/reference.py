@@ -74,22 +74,23 @@ class ReferenceScoreConfig(Strict):
 @njit(cache=True, parallel=True)
 def record_counts(
     region_first_block, day, missed_kind, gaming_kind, speech_kind, decay_days,
-    miss, miss_day, gaming, speech, ev_kind, ev_flags, ev_target, slot_start, count,
+    miss, miss_day, gaming, speech, ev_flags, ev_target, kind_at,
 ):
     """Count the day's observed events against the citizens they are attributed to."""
     for r in prange(len(region_first_block) - 1):
         for b in range(region_first_block[r], region_first_block[r + 1]):
-            for e in range(slot_start[b], slot_start[b] + count[b]):
-                if not ev_flags[e] & OBSERVED:
-                    continue
-                k = ev_kind[e]
-                i = ev_target[e]
-                if k == missed_kind:
+            for e in range(kind_at[b, missed_kind], kind_at[b, missed_kind + 1]):
+                if ev_flags[e] & OBSERVED:
+                    i = ev_target[e]
                     miss[i] = miss[i] * math.exp(-(day - miss_day[i]) / decay_days) + 1.0
                     miss_day[i] = day
-                elif k == gaming_kind:
+            for e in range(kind_at[b, gaming_kind], kind_at[b, gaming_kind + 1]):
+                if ev_flags[e] & OBSERVED:
+                    i = ev_target[e]
                     gaming[i] = min(255, gaming[i] + 1)
-                elif k == speech_kind:
+            for e in range(kind_at[b, speech_kind], kind_at[b, speech_kind + 1]):
+                if ev_flags[e] & OBSERVED:
+                    i = ev_target[e]
                     speech[i] = min(255, speech[i] + 1)
 
 
@@ -105,7 +106,8 @@ def score_all(
         member = flags[i] & _MEMBER
         speech_pen = s_w * min(1.0, speech[i] / s_cap)
         if member:
-            h = math.exp(-miss[i] * math.exp(-(day - miss_day[i]) / decay))
+            m = miss[i]
+            h = math.exp(-m * math.exp(-(day - miss_day[i]) / decay)) if m > 0.0 else 1.0
             b = 1.0 - g_w * min(1.0, gaming[i] / g_cap) - speech_pen
         else:
             h = nm_h
@@ -121,9 +123,9 @@ def score_all(
         k = 0
         for a in range(offsets[i], offsets[i + 1]):
             if active[a]:
-                total += (old[neighbours[a]] - low) / span
+                total += old[neighbours[a]]
                 k += 1
-        r = total / k if k > 0 else 0.0
+        r = (total / k - low) / span if k > 0 else 0.0
         raw = w_h * h + w_b * b + w_f * f + w_c * c + w_r * r
         new[i] = low + span * min(1.0, max(0.0, (raw - raw_off) / raw_scale))
         gaming[i] = 0
@@ -172,7 +174,7 @@ class ReferenceScore(Plugin):
         record_counts(
             sim.blocks.region_first_block, day, *self.kinds, self.config.miss_decay_days,
             self.miss, self.miss_day, self.gaming, self.speech,
-            ev.kind, ev.flags, ev.target, ev.slot_start, ev.count,
+            ev.flags, ev.target, ev.kind_at,
         )
 
     def score(self, sim: Simulation, day: int) -> None:
