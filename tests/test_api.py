@@ -115,3 +115,10 @@ def test_temporary_run_is_readable():
     r = sc.run("ref", citizens=500, days=30, seed=2)
     assert r.citizens.height == 500
     assert r.path.exists()
+
+
+def test_run_report_and_sql(run_dir, tmp_path):
+    path = run_dir.report(tmp_path / "r.html")
+    assert path.exists() and "Platform score distribution over time" in path.read_text()
+    n = run_dir.sql("select count(*) as n from citizens")["n"][0]
+    assert n == 4_000

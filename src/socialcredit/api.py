@@ -9,21 +9,18 @@ import resource
 import shutil
 import sys
 import tempfile
-import time
 import weakref
 from collections.abc import Callable
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-import polars as pl
-
 from socialcredit.engine import checkpoint
 from socialcredit.engine.checkpoint import checkpoint_dir
 from socialcredit.engine.simulation import Simulation, check_size, preflight
 from socialcredit.errors import UserError
+from socialcredit.io import TABLES
 from socialcredit.io.rundir import atomic_dir, check_target
-from socialcredit.io.tables import TABLES, write_run
 from socialcredit.population import BLOCK_SIZE
 from socialcredit.scenario import Scenario
 
@@ -112,7 +109,6 @@ def _finish(
     on_setup: Callable[[Simulation], None] | None,
     on_day: Callable[[int], None] | None,
 ) -> Run:
-    t0 = time.perf_counter()
     every = meta.get("checkpoint_every")
     directory = checkpoint_dir(target)
 
@@ -125,8 +121,12 @@ def _finish(
     if on_setup is not None:
         on_setup(sim)
     results = sim.run(on_day=after_day)
+    sim.release()  # working arrays are not written: free them before the writer's buffers
+    from socialcredit.io.tables import write_run
+
     with atomic_dir(target, force=True) as tmp:
-        manifest = _manifest(sim, results.timings, started, time.perf_counter() - t0)
+        wall = (dt.datetime.now(dt.UTC) - started).total_seconds()
+        manifest = _manifest(sim, results.timings, started, wall)
         manifest["checkpoint_every"] = every
         write_run(results, tmp, manifest)
     if every:
@@ -142,6 +142,7 @@ def load(path: str | Path) -> Run:
 def _manifest(sim: Simulation, timings: dict[str, float], started: dt.datetime, wall: float) -> dict[str, Any]:
     import numba
     import numpy
+    import polars as pl
     import pyarrow
 
     from socialcredit import __version__
@@ -206,8 +207,10 @@ class Run:
         """Name of the scenario that was run."""
         return self.summary["scenario"]
 
-    def table(self, name: str) -> pl.DataFrame:
-        """One of the run's Parquet tables."""
+    def table(self, name: str) -> Any:
+        """One of the run's Parquet tables, as a polars DataFrame."""
+        import polars as pl
+
         if name not in TABLES:
             raise UserError(f"unknown table {name!r} (tables: {', '.join(TABLES)})")
         return pl.read_parquet(self.path / f"{name}.parquet")
@@ -217,6 +220,18 @@ class Run:
     scores_monthly = property(lambda self: self.table("scores_monthly"), doc="Panel scores on scoring days.")
     events = property(lambda self: self.table("events"), doc="Panel citizens' true and observed events.")
     lists = property(lambda self: self.table("lists"), doc="Court-list intervals.")
+
+    def report(self, out: str | Path | None = None) -> Path:
+        """Write the self-contained HTML report (default ``<run>/report.html``); return its path."""
+        from socialcredit.analysis.report import write_report
+
+        return write_report(self.path, Path(out) if out is not None else None)
+
+    def sql(self, query: str) -> Any:
+        """Run a read-only DuckDB query over the run's tables; a polars DataFrame."""
+        from socialcredit.analysis.sql import query as run_query
+
+        return run_query(self.path, query)
 
     def save(self, path: str | Path) -> Run:
         """Copy this run directory to ``path`` and return the copy."""

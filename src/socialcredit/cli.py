@@ -216,6 +216,10 @@ def plan_command(
     out.print(str(sim.plan))
 
 
+from socialcredit.analysis.commands import register as _register_analysis  # noqa: E402, I001
+_register_analysis(app)
+
+
 def _is(exc: BaseException, name: str) -> bool:
     """Whether ``exc`` is click's (or Typer's vendored click's) exception ``name``."""
     return any(cls.__name__ == name for cls in type(exc).__mro__)

@@ -20,7 +20,6 @@ COUNTER = np.uint8  # saturating monthly counters
 DECAYED = np.float32  # lazily decayed counters (value part)
 EVENT_KIND = np.uint8
 EVENT_FLAGS = np.uint8
-EDGE_ACTIVE = np.uint8
 
 MAX_DAYS = 32_000  # day numbers must fit in DAY
 NO_DAY = -1  # sentinel in DAY arrays ("never")

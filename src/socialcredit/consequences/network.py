@@ -40,42 +40,44 @@ class ChillConfig(Strict):
 
 
 @njit(cache=True, parallel=True)
-def unfriend(seed, day, probability, listed, list_start, offsets, neighbours, active, block_start, cut):
+def unfriend(seed, day, probability, listed, list_start, offsets, neighbours, block_start, cut):
     """Cut each active edge with a listed endpoint with ``probability``.
 
     Each edge is decided once, by its listed endpoint (the lower id when both
     are listed), with a draw addressed by the lower endpoint's block and the
-    pair, so the outcome does not depend on who handles it.
+    pair, so the outcome does not depend on who handles it. A cut entry
+    ``j`` is stored as ``~j``.
     """
     for x in prange(len(listed)):
         i = listed[x]
         n_cut = 0
         for a in range(offsets[i], offsets[i + 1]):
-            if not active[a]:
-                continue
             j = neighbours[a]
+            if j < 0:
+                continue  # already cut
             if list_start[j] >= 0 and j < i:
                 continue  # j handles this edge
             lo_end, hi_end = (i, j) if i < j else (j, i)
             b = np.searchsorted(block_start, lo_end, side="right") - 1
             key = stream_key(seed, _UNFRIEND, day, b)
             if uniform(key, (lo_end - block_start[b]) * 2_147_483_648 + hi_end) < probability:
-                active[a] = 0
-                # the reverse entry, found by binary search in j's sorted row
+                neighbours[a] = ~j
+                # the reverse entry, found by binary search in j's row (sorted by decoded id)
                 lo, hi = offsets[j], offsets[j + 1]
                 while lo < hi:
                     mid = (lo + hi) // 2
-                    if neighbours[mid] < i:
+                    v = neighbours[mid]
+                    if (v if v >= 0 else ~v) < i:
                         lo = mid + 1
                     else:
                         hi = mid
-                active[lo] = 0
+                neighbours[lo] = ~i
                 n_cut += 1
         cut[x] = n_cut
 
 
 @njit(cache=True, parallel=True)
-def chill_all(penalised, factor, flags, chill, offsets, neighbours, active):
+def chill_all(penalised, factor, flags, chill, offsets, neighbours):
     """chill = penalised if ever penalised for speech, else factor × share of active friends who were."""
     for i in prange(len(chill)):
         if flags[i] & _PENALISED:
@@ -84,9 +86,10 @@ def chill_all(penalised, factor, flags, chill, offsets, neighbours, active):
         k = 0
         p = 0
         for a in range(offsets[i], offsets[i + 1]):
-            if active[a]:
+            j = neighbours[a]
+            if j >= 0:
                 k += 1
-                if flags[neighbours[a]] & _PENALISED:
+                if flags[j] & _PENALISED:
                     p += 1
         chill[i] = factor * p / k if k > 0 else 0.0
 
@@ -124,7 +127,7 @@ class Unfriend(Plugin):
         listed = np.flatnonzero(cz.list_start >= 0).astype(np.int64)
         cut = np.zeros(len(listed), np.int64)
         unfriend(sim.seed, day, self.config.probability, listed, cz.list_start,
-                 g.offsets, g.neighbours, g.active, sim.blocks.block_start, cut)
+                 g.offsets, g.neighbours, sim.blocks.block_start, cut)
         self._cut_today = int(cut.sum())
         self.cut_total += self._cut_today
 
@@ -166,4 +169,4 @@ class Chill(Plugin):
     def apply(self, sim: Simulation, day: int) -> None:
         """Recompute everyone's chill after the day's unfriending."""
         c, cz, g = self.config, sim.citizens, sim.graph
-        chill_all(c.penalised, c.neighbour_factor, cz.flags, cz.chill, g.offsets, g.neighbours, g.active)
+        chill_all(c.penalised, c.neighbour_factor, cz.flags, cz.chill, g.offsets, g.neighbours)

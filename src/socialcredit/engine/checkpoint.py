@@ -4,7 +4,7 @@ A checkpoint directory holds ``checkpoint.json`` (format version, what was
 being run, the day reached, a CRC-32 of every array) and ``state.npz``
 (uncompressed numpy arrays, loaded with ``allow_pickle=False``). The graph's
 structure is regenerated from the seed on resume and checked against its CRC;
-only its edge-active mask is saved. Checkpoints are written to a temporary
+only the bit set of cut edges is saved. Checkpoints are written to a temporary
 sibling and renamed, so a crash while writing leaves the previous one intact.
 """
 
@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from socialcredit.engine.kernels import apply_cut_bits, cut_bits
 from socialcredit.errors import UserError
 
 if TYPE_CHECKING:
@@ -64,14 +65,12 @@ def crc(array: np.ndarray) -> int:
     return zlib.crc32(memoryview(np.ascontiguousarray(array)).cast("B"))
 
 
-def _graph_crc(sim: Simulation) -> int:
-    return zlib.crc32(memoryview(sim.graph.neighbours).cast("B"), crc(sim.graph.offsets))
 
 
 def collect(sim: Simulation) -> dict[str, np.ndarray]:
     """Every mutable array of a simulation, by name."""
     arrays = {f"citizens.{k}": v for k, v in sim.citizens.arrays().items()}
-    arrays["graph.active"] = sim.graph.active
+    arrays["graph.cut_bits"] = cut_bits(sim.graph.neighbours)
     for section, plugins in sim.plugins.items():
         for name, plugin in plugins.items():
             arrays.update({f"plugin.{section}.{name}.{k}": v for k, v in plugin.state().items()})
@@ -93,7 +92,7 @@ def save(sim: Simulation, directory: Path, meta: dict[str, Any]) -> None:
             "format": FORMAT,
             "version": VERSION,
             "day": sim.day,
-            "graph_crc": _graph_crc(sim),
+            "graph_crc": sim.graph_crc,
             "scenario_crc": scenario_crc(meta["scenario"]),
             "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape), "crc32": crc(v)}
                        for k, v in arrays.items()},
@@ -136,7 +135,7 @@ def read_meta(directory: Path) -> dict[str, Any]:
 
 def restore(sim: Simulation, directory: Path, doc: dict[str, Any]) -> None:
     """Load the arrays of a checkpoint into a freshly set-up ``sim``."""
-    if _graph_crc(sim) != doc["graph_crc"]:
+    if sim.graph_crc != doc["graph_crc"]:
         raise UserError(f"{directory}: checkpoint does not match this scenario's graph (mismatched checkpoint)")
     try:
         with np.load(directory / "state.npz", allow_pickle=False) as npz:
@@ -159,7 +158,7 @@ def restore(sim: Simulation, directory: Path, doc: dict[str, Any]) -> None:
     for key, value in arrays.items():
         if key.startswith("citizens."):
             getattr(sim.citizens, key.split(".", 1)[1])[...] = value
-    sim.graph.active[...] = arrays["graph.active"]
+    apply_cut_bits(sim.graph.neighbours, arrays["graph.cut_bits"])
     for section, plugins in sim.plugins.items():
         for name, plugin in plugins.items():
             prefix = f"plugin.{section}.{name}."

@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from socialcredit.rng import mix64
+
 
 @njit(cache=True)
 def collect(ev_citizen, ev_flags, kind_at, bit, kind):
@@ -63,16 +65,35 @@ def collect_panel(ev_citizen, ev_target, kind_at, flags, panel_bit):
 
 
 @njit(cache=True, parallel=True)
-def active_degree(offsets, active):
-    """Number of active edges of every vertex."""
+def active_degree(offsets, neighbours):
+    """Number of active edges of every vertex (cut entries are negative)."""
     n = len(offsets) - 1
     out = np.zeros(n, np.int32)
     for i in prange(n):
         k = 0
         for a in range(offsets[i], offsets[i + 1]):
-            k += active[a]
+            if neighbours[a] >= 0:
+                k += 1
         out[i] = k
     return out
+
+
+@njit(cache=True)
+def cut_bits(neighbours):
+    """Bit set of the cut entries (1 = cut), eight entries a byte, little-endian."""
+    out = np.zeros((len(neighbours) + 7) // 8, np.uint8)
+    for a in range(len(neighbours)):
+        if neighbours[a] < 0:
+            out[a >> 3] |= np.uint8(1 << (a & 7))
+    return out
+
+
+@njit(cache=True)
+def apply_cut_bits(neighbours, bits):
+    """Mark as cut the entries set in ``bits`` (see ``cut_bits``)."""
+    for a in range(len(neighbours)):
+        if bits[a >> 3] & (1 << (a & 7)) and neighbours[a] >= 0:
+            neighbours[a] = ~neighbours[a]
 
 
 @njit(cache=True)
@@ -104,3 +125,15 @@ def band_counts(values, lows):
                 out[g] += 1
                 break
     return out
+
+
+@njit(cache=True)
+def structure_hash(offsets, neighbours):
+    """A 64-bit hash of the graph's structure (cut edges count as present)."""
+    h = np.uint64(len(offsets))
+    for i in range(len(offsets) - 1):
+        h = mix64(h ^ np.uint64(offsets[i + 1] - offsets[i]))
+    for a in range(len(neighbours)):
+        j = neighbours[a]
+        h = mix64(h ^ np.uint64(j if j >= 0 else ~j))
+    return np.int64(h)

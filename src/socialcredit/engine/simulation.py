@@ -11,7 +11,7 @@ import numpy as np
 from socialcredit import dtypes as dt
 from socialcredit.behaviour.sampling import sample_day
 from socialcredit.engine.events import EventBuffer, EventKinds
-from socialcredit.engine.kernels import collect_panel, count_day
+from socialcredit.engine.kernels import collect_panel, count_day, structure_hash
 from socialcredit.engine.plan import SCHEDULED, STAGES, Plan, Step
 from socialcredit.errors import ScenarioError, UserError
 from socialcredit.observation.channels import observe_day
@@ -103,6 +103,13 @@ class Simulation:
             cz.flags[chosen] |= dt.FLAG_PANEL
         self.panel = np.flatnonzero(cz.flags & dt.FLAG_PANEL).astype(np.int32)
 
+    @property
+    def graph_crc(self) -> int:
+        """Hash of the graph's structure (computed once; cuts do not change it)."""
+        if not hasattr(self, "_graph_crc"):
+            self._graph_crc = int(structure_hash(self.graph.offsets, self.graph.neighbours))
+        return self._graph_crc
+
     def find(self, section: str, kind: str) -> Any | None:
         """The first plugin of ``kind`` in ``section``, or None."""
         return next((p for p in self.plugins[section].values() if p.kind == kind), None)
@@ -181,6 +188,16 @@ class Simulation:
             "day": np.full(len(p), day, np.int16), "citizen": p, "score": cz.score[p].copy(),
             "points": cz.points[p].copy(), "listed": cz.list_start[p] >= 0,
         })
+
+    def release(self) -> None:
+        """Drop the plugins' working arrays once the run is over (outputs do not need them)."""
+        for plugin in self._all_plugins():
+            for key in plugin.state():
+                if isinstance(getattr(plugin, key, None), np.ndarray):
+                    setattr(plugin, key, None)
+        score = self.find("scoring", "reference-score")
+        if score is not None:
+            score.scratch = None
 
     def step(self) -> None:
         """Run one day (``self.day``) through the plan."""

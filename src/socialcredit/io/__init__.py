@@ -1,1 +1,3 @@
 """Outputs: run directories, Parquet tables, manifest."""
+
+TABLES = ("citizens", "daily", "scores_monthly", "events", "lists")

@@ -14,13 +14,13 @@ import pyarrow.parquet as pq
 from socialcredit import dtypes as dt
 from socialcredit.engine.events import FLAG_NAMES
 from socialcredit.engine.kernels import active_degree
+from socialcredit.io import TABLES  # noqa: F401  (re-exported)
 from socialcredit.metrics.summary import clean
 
 if TYPE_CHECKING:
     from socialcredit.metrics.summary import Results
 
-TABLES = ("citizens", "daily", "scores_monthly", "events", "lists")
-ROW_GROUP = 1 << 20
+ROW_GROUP = 1 << 18
 COMPRESSION = "zstd"
 
 
@@ -93,7 +93,7 @@ def write_citizens(results: Results, path: Path) -> None:
                 "speech_penalised": pa.array((flags & dt.FLAG_SPEECH_PENALISED) != 0),
                 "chill": pa.array(cz.chill[sl]),
                 "degree": pa.array(np.diff(offsets).astype(np.int32)),
-                "active_degree": pa.array(active_degree(offsets, g.active)),
+                "active_degree": pa.array(active_degree(offsets, g.neighbours)),
                 "in_panel": pa.array((flags & dt.FLAG_PANEL) != 0),
             })
             table = pa.table(cols)

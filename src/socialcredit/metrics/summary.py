@@ -6,7 +6,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 
 from socialcredit import dtypes as dt
 from socialcredit.engine.kernels import band_counts, mean_sd
@@ -18,23 +17,33 @@ if TYPE_CHECKING:
 
 @dataclass
 class Results:
-    """What a finished simulation hands to the writer: metrics, daily table, logs."""
+    """What a finished simulation hands to the writer: metrics, timings, the simulation."""
 
     sim: Simulation
     metrics: dict[str, float | None]
-    daily: pl.DataFrame
     timings: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_simulation(cls, sim: Simulation) -> Results:
         """Compute the summary metrics of ``sim`` at its current day."""
-        daily = pl.DataFrame(sim.daily_rows, infer_schema_length=None)
         timings = dict(sim.timings)
         timings.update({f"stage_{k}_seconds": v for k, v in sim.plan.seconds.items()})
-        return cls(sim=sim, metrics=summary_metrics(sim, daily), daily=daily, timings=timings)
+        return cls(sim=sim, metrics=summary_metrics(sim, sim.daily_rows), timings=timings)
+
+    @property
+    def daily(self) -> Any:
+        """The daily table as a polars DataFrame."""
+        import polars as pl
+
+        return pl.DataFrame(self.sim.daily_rows, infer_schema_length=None)
 
 
-def summary_metrics(sim: Simulation, daily: pl.DataFrame) -> dict[str, float | None]:
+def column(rows: list[dict[str, Any]], name: str) -> np.ndarray:
+    """One column of the daily rows (missing values count as 0)."""
+    return np.array([row.get(name) or 0 for row in rows], dtype=np.float64)
+
+
+def summary_metrics(sim: Simulation, daily: list[dict[str, Any]]) -> dict[str, float | None]:
     """Every metric of SPEC 9.4 that the scenario's parts make meaningful."""
     cz, n = sim.citizens, sim.n
     out: dict[str, float | None] = {}
@@ -42,8 +51,8 @@ def summary_metrics(sim: Simulation, daily: pl.DataFrame) -> dict[str, float | N
     minority = cz.flag(dt.FLAG_MINORITY)
     listed_ever = cz.flag(dt.FLAG_LISTED_EVER)
 
-    def total(column: str) -> float:
-        return float(daily[column].sum()) if column in daily.columns else 0.0
+    def total(name: str) -> float:
+        return float(column(daily, name).sum())
 
     def per_1000(value: float) -> float:
         return 1000.0 * value / n
@@ -80,8 +89,8 @@ def summary_metrics(sim: Simulation, daily: pl.DataFrame) -> dict[str, float | N
     if unfriend is not None:
         out["unfriended_edge_share"] = unfriend.cut_total / sim.graph.edges if sim.graph.edges else None
     chill = sim.find("consequences", "chill")
-    if chill is not None and chill.config.speech_event in daily.columns:
-        posts = daily[chill.config.speech_event].to_numpy()
+    if chill is not None and daily and chill.config.speech_event in daily[0]:
+        posts = column(daily, chill.config.speech_event)
         first = per_1000(float(posts[:30].sum()))
         last = per_1000(float(posts[-30:].sum()))
         out["posts_first_30"] = first

@@ -1,4 +1,4 @@
-"""The social graph: CSR adjacency with an edge-active mask, and its generators."""
+"""The social graph: CSR adjacency whose entries carry their own active bit, and its generators."""
 
 from __future__ import annotations
 
@@ -22,14 +22,15 @@ _GRAPH = int(Stream.GRAPH)
 class Graph:
     """Undirected graph in CSR form; each edge is stored in both endpoints' rows.
 
-    ``neighbours[offsets[i]:offsets[i+1]]`` are ``i``'s neighbours, sorted;
-    ``active`` (one byte per stored entry) is 0 once the edge is cut. Both
-    entries of an edge are always cut together.
+    ``neighbours[offsets[i]:offsets[i+1]]`` are ``i``'s neighbours, sorted. A
+    cut edge keeps its place with the bits of its id inverted (``~j``, a
+    negative number), so the active flag costs no memory and is written with
+    the entry itself; ``decode`` recovers the id. Both entries of an edge are
+    always cut together.
     """
 
     offsets: np.ndarray  # int32 or int64 [n+1]
-    neighbours: np.ndarray  # int32 [2·edges]
-    active: np.ndarray  # uint8 [2·edges]
+    neighbours: np.ndarray  # int32 [2·edges]; ~j for a cut edge
 
     @property
     def n(self) -> int:
@@ -43,7 +44,15 @@ class Graph:
 
     def active_edges(self) -> int:
         """Number of undirected edges still active."""
-        return int(np.count_nonzero(self.active)) // 2
+        return int(np.count_nonzero(self.neighbours >= 0)) // 2
+
+    def active_mask(self) -> np.ndarray:
+        """Boolean array over stored entries: True where the edge is active."""
+        return self.neighbours >= 0
+
+    def ids(self) -> np.ndarray:
+        """Neighbour ids with cut edges decoded (a new array)."""
+        return np.where(self.neighbours >= 0, self.neighbours, ~self.neighbours)
 
     def degree(self) -> np.ndarray:
         """Degree of every vertex, counting inactive edges."""
@@ -52,7 +61,7 @@ class Graph:
     @property
     def nbytes(self) -> int:
         """Bytes held by the graph arrays."""
-        return self.offsets.nbytes + self.neighbours.nbytes + self.active.nbytes
+        return self.offsets.nbytes + self.neighbours.nbytes
 
 
 class RegionalRandomConfig(Strict):
@@ -162,11 +171,7 @@ def csr_from_draws(
     del offsets
     total = int(new_offsets[-1])
     neighbours = nbr[:total]  # a view: the tail held duplicates only
-    return Graph(
-        offsets=new_offsets.astype(dt.offsets_dtype(total)),
-        neighbours=neighbours,
-        active=np.ones(total, dt.EDGE_ACTIVE),
-    )
+    return Graph(offsets=new_offsets.astype(dt.offsets_dtype(total)), neighbours=neighbours)
 
 
 @register("graph", "regional-random")

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import polars as pl
 from numba import njit, prange
 from pydantic import Field
 
@@ -224,8 +223,10 @@ class CourtList(Plugin):
             log.extend(arrays[name])
             setattr(self, name, log)
 
-    def table(self, days: int) -> pl.DataFrame:
-        """List intervals: one row per listing, with its end (null if still listed)."""
+    def table(self, days: int) -> Any:
+        """List intervals (a polars DataFrame): one row per listing, with its end (null if still listed)."""
+        import polars as pl
+
         entries = pl.DataFrame({
             "citizen": self.entry_citizen.view().copy(),
             "start_day": self.entry_day.view().copy(),

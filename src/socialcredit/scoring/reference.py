@@ -97,7 +97,7 @@ def record_counts(
 @njit(cache=True, parallel=True)
 def score_all(
     day, prm, flags, income, list_start, points, old, new,
-    miss, miss_day, gaming, speech, offsets, neighbours, active,
+    miss, miss_day, gaming, speech, offsets, neighbours,
 ):
     """New score of every citizen from the old scores of their active neighbours."""
     (w_h, w_b, w_f, w_c, w_r, low, span, raw_off, raw_scale, decay, nm_h, g_cap, g_w,
@@ -122,8 +122,9 @@ def score_all(
         total = 0.0
         k = 0
         for a in range(offsets[i], offsets[i + 1]):
-            if active[a]:
-                total += old[neighbours[a]]
+            j = neighbours[a]
+            if j >= 0:  # cut edges are stored as ~j < 0
+                total += old[j]
                 k += 1
         r = (total / k - low) / span if k > 0 else 0.0
         raw = w_h * h + w_b * b + w_f * f + w_c * c + w_r * r
@@ -182,7 +183,7 @@ class ReferenceScore(Plugin):
         cz, g = sim.citizens, sim.graph
         score_all(
             day, self.prm, cz.flags, cz.income, cz.list_start, cz.points, cz.score, self.scratch,
-            self.miss, self.miss_day, self.gaming, self.speech, g.offsets, g.neighbours, g.active,
+            self.miss, self.miss_day, self.gaming, self.speech, g.offsets, g.neighbours,
         )
         cz.score, self.scratch = self.scratch, cz.score
 

@@ -1,0 +1,235 @@
+"""CLI commands of the analysis package: ``sql``, ``compare``, ``sweep``, ``report``.
+
+Thin layers over the modules of this package; heavy imports happen inside the
+commands so that ``socialcredit --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+if TYPE_CHECKING:
+    import polars as pl
+
+    from socialcredit.analysis.compare import Comparison
+
+out = Console()
+err = Console(stderr=True)
+TABLE_ROWS = 100
+
+
+def register(app: typer.Typer) -> None:
+    """Add the analysis commands to the CLI app."""
+    app.command("sql")(sql_command)
+    app.command("compare")(compare_command)
+    app.command("sweep")(sweep_command)
+    app.command("report")(report_command)
+
+
+# -- sql ---------------------------------------------------------------------
+
+
+def sql_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+    query: Annotated[str, typer.Argument(metavar="SQL", help="One SELECT statement. Views: citizens, daily, "
+                                         "scores_monthly, events, lists.")],
+    csv: Annotated[bool, typer.Option("--csv", help="Print CSV instead of a table.")] = False,
+    limit: Annotated[int | None, typer.Option("--limit", help=f"Print at most this many rows [default: "
+                                              f"{TABLE_ROWS} for the table, all for --csv].")] = None,
+) -> None:
+    """Query a run's Parquet tables with DuckDB (read-only), e.g. "select grade, count(*) from citizens group by 1"."""
+    from socialcredit.analysis.sql import query as run_query
+
+    cap = limit if limit is not None else (None if csv else TABLE_ROWS)
+    frame = run_query(run_dir, query, limit=None if cap is None else cap + 1)
+    more = cap is not None and frame.height > cap
+    if more:
+        frame = frame.head(cap)
+    if csv:
+        sys.stdout.write(frame.write_csv())
+        sys.stdout.flush()
+    else:
+        out.print(_frame_table(frame))
+    if more:
+        err.print(f"[dim]first {cap} rows shown (--limit)[/dim]")
+    elif not csv:
+        err.print(f"[dim]{frame.height} row{'s' if frame.height != 1 else ''}[/dim]")
+
+
+def _frame_table(frame: pl.DataFrame) -> Table:
+    table = Table(box=None, header_style="bold", padding=(0, 1))
+    for name, dtype in frame.schema.items():
+        table.add_column(name, justify="right" if dtype.is_numeric() else "left")
+    for row in frame.iter_rows():
+        table.add_row(*[_cell(v) for v in row])
+    return table
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "[dim]null[/dim]"
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value).replace("[", r"\[")
+
+
+# -- compare -----------------------------------------------------------------
+
+
+def compare_command(
+    run_a: Annotated[Path, typer.Argument(metavar="RUN_A", help="The baseline run directory.")],
+    run_b: Annotated[Path, typer.Argument(metavar="RUN_B", help="The run compared with it.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Compare two runs: every summary metric (A, B, B − A, change) and, for the same population, per-citizen changes.
+
+    Per-citizen changes need the same seed, citizen count and population settings.
+    """
+    from socialcredit.analysis.compare import compare
+
+    result = compare(run_a, run_b)
+    if as_json:
+        sys.stdout.write(json.dumps(result.to_dict(), indent=2, allow_nan=False) + "\n")
+        return
+    _print_comparison(result)
+
+
+def _print_comparison(result: Comparison) -> None:
+    table = Table(title=f"A = {result.a}\nB = {result.b}", title_justify="left", box=None, header_style="bold",
+                  padding=(0, 1))
+    for name, justify in (("metric", "left"), ("A", "right"), ("B", "right"), ("B − A", "right"),
+                          ("change", "right")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in result.metrics.iter_rows(named=True):
+        rel = row["rel"]
+        change = "n/a" if rel is None else f"{rel:+.1%}"
+        if rel is not None and abs(rel) >= 0.05:  # no colour: whether a change is good depends on the metric
+            change = f"[bold]{change}[/bold]"
+        table.add_row(row["metric"], _num(row["a"]), _num(row["b"]), _num(row["diff"], signed=True), change)
+    out.print(table)
+    if result.citizens is None:
+        out.print(f"\n[dim]No per-citizen comparison: {result.reason}.[/dim]")
+        return
+    c = result.citizens
+    out.print(f"\n[bold]Per-citizen changes[/bold] (same population: {c['citizens']:,} citizens matched by id)")
+    flags = Table(box=None, header_style="bold", padding=(0, 1))
+    for name in ("", "changed", "A only", "B only", "in A", "in B"):
+        flags.add_column(name, justify="left" if not name else "right")
+    for flag in ("listed", "listed_ever"):
+        if flag in c:
+            f = c[flag]
+            flags.add_row(flag, f"{f['changed']:,}", f"{f['only_in_a']:,}", f"{f['only_in_b']:,}", f"{f['a']:,}",
+                          f"{f['b']:,}")
+    out.print(flags)
+    changes = [(v, c[f"{v}_change"]) for v in ("score", "points") if c.get(f"{v}_change", {}).get("mean") is not None]
+    if changes:
+        quantiles = [q for q in changes[0][1]["quantiles"] if q not in ("p1", "p99")]  # all of them in --json
+        table = Table(box=None, header_style="bold", padding=(0, 1))
+        for name in ("B − A", "changed", "mean", "sd", *quantiles):
+            table.add_column(name, justify="left" if name == "B − A" else "right")
+        for value, d in changes:
+            table.add_row(value, f"{d['changed']:,}", f"{d['mean']:+.2f}", f"{d['sd']:.2f}",
+                          *[f"{d['quantiles'][q]:+.2f}" for q in quantiles])
+        out.print()
+        out.print(table)
+    transitions = c.get("grade_transitions")
+    if transitions and transitions["grades"]:
+        grades = transitions["grades"]
+        matrix = Table(box=None, header_style="bold", padding=(0, 1))
+        matrix.add_column("A \\ B")
+        for g in grades:
+            matrix.add_column(g, justify="right")
+        for i, (g, counts) in enumerate(zip(grades, transitions["counts"], strict=True)):
+            matrix.add_row(g, *[f"[bold]{n:,}[/bold]" if j == i else (f"{n:,}" if n else "[dim]·[/dim]")
+                                for j, n in enumerate(counts)])
+        out.print("\n[bold]Grade transitions[/bold] (rows: grade in A, columns: grade in B)")
+        out.print(matrix)
+
+
+def _num(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:+.6g}" if signed else f"{value:.6g}"
+    return text
+
+
+# -- sweep -------------------------------------------------------------------
+
+
+def sweep_command(
+    scenario: Annotated[str, typer.Argument(help="Shipped scenario name or path to a .toml file.")],
+    grid: Annotated[list[str], typer.Option("--grid", help="key.path=v1,v2,... (repeatable; values read as "
+                                            "TOML like --set; every combination is run).")],
+    seeds: Annotated[int, typer.Option("--seeds", help="Seeds per grid point (1..K).")] = 3,
+    citizens: Annotated[int, typer.Option("--citizens", "-n", help="Citizens per run.")] = 100_000,
+    days: Annotated[int, typer.Option("--days", "-d", help="Days per run.")] = 365,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Directory to write (sweep.parquet, "
+                                                 "sweep.html) [default: sweeps/<scenario>-<time>].")] = None,
+    workers: Annotated[int | None, typer.Option("--workers", "-w", help="Parallel processes [default: one per "
+                                                "CPU].")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace an existing non-empty --out.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; print only the directory.")] = False,
+) -> None:
+    """Run a scenario over a parameter grid × seeds in parallel; write a tidy table and charts."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from socialcredit.analysis.sweep import parse_grid, sweep
+
+    values = parse_grid(grid)
+    if out_dir is None:
+        stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        out_dir = Path("sweeps") / f"{Path(scenario).stem}-{stamp}"
+    progress = None if quiet else Progress(
+        TextColumn("[bold]sweep"), BarColumn(), MofNCompleteColumn(), TextColumn("runs"), TimeElapsedColumn(),
+        console=err)
+    task: dict[str, Any] = {}
+
+    def on_start(total: int) -> None:
+        if progress is not None:
+            progress.start()
+            task["id"] = progress.add_task("sweep", total=total)
+
+    def stop() -> None:
+        if progress is not None and "id" in task:  # stopping a bar never started prints a blank line
+            progress.stop()
+
+    def on_done(_job: Any) -> None:
+        if progress is not None:
+            progress.advance(task["id"])
+
+    try:
+        target = sweep(scenario, values, seeds=seeds, citizens=citizens, days=days, out=out_dir, workers=workers,
+                       force=force, on_start=on_start, on_done=on_done)
+    except KeyboardInterrupt:
+        stop()
+        err.print(f"interrupted: nothing was written to {out_dir}", markup=False, highlight=False)
+        raise typer.Exit(130) from None
+    finally:
+        stop()
+    if quiet:
+        out.print(str(target), markup=False, highlight=False)
+    else:
+        out.print(f"Results in [bold]{target}[/bold]: sweep.parquet, sweep.html")
+
+
+# -- report ------------------------------------------------------------------
+
+
+def report_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+    out_file: Annotated[Path | None, typer.Option("--out", "-o", help="HTML file to write "
+                                                  "[default: RUN/report.html].")] = None,
+) -> None:
+    """Write a self-contained HTML report of a run (charts work offline)."""
+    from socialcredit.analysis.report import write_report
+
+    path = write_report(run_dir, out_file)
+    out.print(str(path), markup=False, highlight=False)
