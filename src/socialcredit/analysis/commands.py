@@ -1,4 +1,4 @@
-"""CLI commands of the analysis package: ``sql``, ``compare``, ``sweep``, ``report``.
+"""CLI commands of the analysis package: ``sql``, ``compare``, ``sweep``, ``report``, ``explain``.
 
 Thin layers over the modules of this package; heavy imports happen inside the
 commands so that ``socialcredit --help`` stays fast.
@@ -32,6 +32,7 @@ def register(app: typer.Typer) -> None:
     app.command("compare")(compare_command)
     app.command("sweep")(sweep_command)
     app.command("report")(report_command)
+    app.command("explain")(explain_command)
 
 
 # -- sql ---------------------------------------------------------------------
@@ -233,3 +234,86 @@ def report_command(
 
     path = write_report(run_dir, out_file)
     out.print(str(path), markup=False, highlight=False)
+
+
+# -- explain -----------------------------------------------------------------
+
+
+def explain_command(
+    run_dir: Annotated[Path, typer.Argument(metavar="RUN", help="A run directory.")],
+    citizen: Annotated[int, typer.Option("--citizen", "-c", help="Synthetic citizen id to explain.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+    counterfactual: Annotated[bool, typer.Option("--counterfactual/--no-counterfactual",
+                                                 help="Also replay without misattributed penalties.")] = True,
+) -> None:
+    """Explain one citizen's outcome: events, score decomposition, sanctions, reasons, counterfactual."""
+    from socialcredit.analysis.explain import explain
+
+    ex = explain(run_dir, citizen, counterfactual=counterfactual)
+    if as_json:
+        sys.stdout.write(json.dumps(ex.to_dict(), indent=2, default=str) + "\n")
+        return
+    _print_explanation(ex)
+
+
+def _print_explanation(ex: Any) -> None:
+    p = ex.profile
+    out.print(f"[bold]Citizen {ex.citizen}[/bold] of run {ex.run} ({ex.scenario}) — synthetic: region {p['region']}, "
+              f"{'urban' if p['urban'] else 'rural'}, {'minority' if p['minority'] else 'majority'}, "
+              f"{'platform member' if p['member'] else 'not a platform member'}, income ¥{p['income0']:,.0f} at "
+              f"day 0, {p['friends']} friends")
+    f = ex.final
+    out.print(f"End of run: score {f['score']:.1f}, points {f['points']}, "
+              f"{'on the court list' if f['listed'] else 'not listed'}"
+              f"{' (listed at some point)' if f['listed_ever'] and not f['listed'] else ''}, "
+              f"income ¥{f['income']:,.0f}, {f['active_friends']} friends left")
+    for note in ex.notes:
+        out.print(f"[yellow]note:[/yellow] {note}")
+    if ex.reasons:
+        table = Table(title="Principal reasons the score is lower (latest scoring day)", box=None)
+        for col in ("dimension", "points lost", "reason"):
+            table.add_column(col)
+        for r in ex.reasons:
+            table.add_row(r["dimension"], f"{r['points_lost']:.1f}", r["reason"])
+        out.print(table)
+    table = Table(title="Timeline of events (true and observed)", box=None)
+    for col in ("day", "event", "what happened"):
+        table.add_column(col)
+    for e in ex.events:
+        extra = ", denied" if e["denied"] else ""
+        style = "red" if e["misattributed"] else None
+        table.add_row(str(e["day"]), e["kind"], e["role"] + extra, style=style)
+    out.print(table)
+    if ex.scores:
+        table = Table(title="Score decomposition per scoring day", box=None)
+        for col in ("day", "before", "history", "behaviour", "capacity", "characteristics", "relationships",
+                    "after"):
+            table.add_column(col, justify="right")
+        for s in ex.scores:
+            c = s["components"]
+            table.add_row(str(s["day"]), f"{s['before']:.1f}", *(f"{c[d]:.3f}" for d in c), f"{s['after']:.1f}")
+        out.print(table)
+    if ex.listings:
+        spans = [f"listed day {x['start_day']}"
+                 + (f" to day {x['end_day']}" if x["end_day"] is not None else ", still listed") for x in ex.listings]
+        out.print("Court list: " + "; ".join(spans))
+    if ex.sanctions:
+        table = Table(title="Sanctions and rewards, and the rule behind each", box=None)
+        for col in ("day", "sanction", "rule"):
+            table.add_column(col)
+        for s in ex.sanctions:
+            table.add_row(str(s["day"]), s["sanction"], s["rule"])
+        out.print(table)
+    cf = ex.counterfactual
+    if cf is not None:
+        out.print(f"Counterfactual: {cf['misattributed_penalties_received']} misattributed penalt(y/ies) received. "
+                  "Without camera misattribution against this citizen:")
+        table = Table(box=None)
+        for col in ("", "factual", "without misattribution"):
+            table.add_column(col)
+        for k, v in cf["factual"].items():
+            table.add_row(k, str(round(v, 2) if isinstance(v, float) else v),
+                          str(round(cf["without_misattribution"][k], 2)
+                              if isinstance(cf["without_misattribution"][k], float)
+                              else cf["without_misattribution"][k]))
+        out.print(table)

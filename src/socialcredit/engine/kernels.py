@@ -137,3 +137,17 @@ def structure_hash(offsets, neighbours):
         j = neighbours[a]
         h = mix64(h ^ np.uint64(j if j >= 0 else ~j))
     return np.int64(h)
+
+
+@njit(cache=True)
+def involving(ev_citizen, ev_target, kind_at, ids):
+    """Indices of the day's events whose actor or attributed citizen is in sorted ``ids``."""
+    nb, nk = kind_at.shape[0], kind_at.shape[1] - 1
+    out = []
+    for b in range(nb):
+        for e in range(kind_at[b, 0], kind_at[b, nk]):
+            a = np.searchsorted(ids, ev_citizen[e])
+            t = np.searchsorted(ids, ev_target[e])
+            if (a < len(ids) and ids[a] == ev_citizen[e]) or (t < len(ids) and ids[t] == ev_target[e]):
+                out.append(e)
+    return np.array(out, np.int64)

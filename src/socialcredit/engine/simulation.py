@@ -10,8 +10,8 @@ import numpy as np
 
 from socialcredit import dtypes as dt
 from socialcredit.behaviour.sampling import sample_day
-from socialcredit.engine.events import EventBuffer, EventKinds
-from socialcredit.engine.kernels import collect_panel, count_day, structure_hash
+from socialcredit.engine.events import FLAG_NAMES, EventBuffer, EventKinds
+from socialcredit.engine.kernels import collect_panel, count_day, involving, structure_hash
 from socialcredit.engine.plan import SCHEDULED, STAGES, Plan, Step
 from socialcredit.errors import ScenarioError, UserError
 from socialcredit.observation.channels import observe_day
@@ -47,8 +47,25 @@ class Simulation:
     True
     """
 
-    def __init__(self, scenario: Scenario, citizens: int, days: int, seed: int) -> None:
+    def __init__(
+        self,
+        scenario: Scenario,
+        citizens: int,
+        days: int,
+        seed: int,
+        *,
+        trace: tuple[int, ...] = (),
+        spare: tuple[int, ...] = (),
+    ) -> None:
+        """``trace``: citizens whose events, scores and state are logged in ``self.trace``;
+        ``spare``: citizens no camera misattributes an act to (counterfactual runs)."""
         check_size(citizens, days, seed)
+        for i in (*trace, *spare):
+            if not 0 <= i < citizens:
+                raise UserError(f"citizen {i} out of range (0..{citizens - 1})")
+        self.trace_ids = np.array(sorted(set(trace)), np.int64)
+        self.trace: list[dict[str, Any]] = []
+        self._spare = tuple(spare)
         self.scenario = scenario
         self.n = citizens
         self.days = days
@@ -70,6 +87,7 @@ class Simulation:
         self.citizens = Citizens.empty(self.blocks.region_of())
         population.fill(self.citizens, self.blocks, self.seed)
         self._choose_panel(self.scenario.header.output.panel)
+        self.spared = np.array(sorted(set(self._spare)), np.int64)
         self.kinds = EventKinds()
         try:
             for plugin in self._all_plugins():
@@ -149,7 +167,7 @@ class Simulation:
         observe_day(
             self.seed, day, blk.block_start, blk.block_region, blk.region_start,
             ka["detect_urban"], ka["detect_rural"], ka["members_only"], ka["false_match"],
-            ka["obs_stream"], self.citizens.flags,
+            ka["obs_stream"], self.citizens.flags, self.spared,
             ev.citizen, ev.kind, ev.flags, ev.target, ev.kind_at,
         )
 
@@ -172,11 +190,32 @@ class Simulation:
         if scored:
             self._snapshot(day, row)
         self.daily_rows.append(row)
+        if len(self.trace_ids):
+            self._trace_day(day)
         idx = collect_panel(ev.citizen, ev.target, ev.kind_at, self.citizens.flags, dt.FLAG_PANEL)
         if len(idx):
             self.panel_events.append({
                 "day": np.full(len(idx), day, np.int16), "citizen": ev.citizen[idx],
                 "kind": ev.kind[idx], "flags": ev.flags[idx], "target": ev.target[idx],
+            })
+
+    def _trace_day(self, day: int) -> None:
+        """Log the traced citizens' events of the day and their state at its end."""
+        ev, cz = self.events, self.citizens
+        for e in involving(ev.citizen, ev.target, ev.kind_at, self.trace_ids):
+            f = int(ev.flags[e])
+            self.trace.append({
+                "what": "event", "day": day, "kind": self.kinds.names[ev.kind[e]],
+                "actor": int(ev.citizen[e]), "attributed_to": int(ev.target[e]),
+                **{name: bool(f & bit) for name, bit in FLAG_NAMES.items()},
+            })
+        for i in self.trace_ids:
+            self.trace.append({
+                "what": "state", "day": day, "citizen": int(i), "points": int(cz.points[i]),
+                "score": float(cz.score[i]), "listed": bool(cz.list_start[i] >= 0),
+                "income": float(cz.income[i]), "chill": float(cz.chill[i]),
+                "active_friends": int(np.count_nonzero(self.graph.neighbours[self.graph.offsets[i]:
+                                                                             self.graph.offsets[i + 1]] >= 0)),
             })
 
     def _snapshot(self, day: int, row: dict[str, float]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import numpy as np
 from numba import njit, prange
 from pydantic import Field
 
@@ -92,13 +93,15 @@ class Registry(Plugin):
 def observe_day(
     seed, day, block_start, block_region, region_start,
     detect_urban, detect_rural, members_only, false_match, obs_stream,
-    flags,
+    flags, spared,
     ev_citizen, ev_kind, ev_flags, ev_target, kind_at,
 ):
     """Decide, for every event of the day, whether it is seen and whom it is attributed to.
 
     Draws are addressed by (kind, day, block) stream and the actor's position
     in the block, so each act's fate is fixed whatever else happens that day.
+    A misattribution to a citizen in ``spared`` (sorted ids, usually empty) is
+    attributed to the actor instead (the counterfactual world of ``explain``).
     """
     nk = len(detect_urban)
     for b in prange(len(block_start) - 1):
@@ -122,6 +125,9 @@ def observe_day(
                 fl = OBSERVED
                 if false_match[k] > 0.0 and rhi - rlo > 1 and uniform(key, ctr + 1) < false_match[k]:
                     j = rlo + below(key, ctr + 2, rhi - rlo - 1)
-                    ev_target[e] = j + 1 if j >= i else j
-                    fl |= MISATTRIBUTED
+                    j = j + 1 if j >= i else j
+                    x = np.searchsorted(spared, j)
+                    if x == len(spared) or spared[x] != j:
+                        ev_target[e] = j
+                        fl |= MISATTRIBUTED
                 ev_flags[e] |= fl

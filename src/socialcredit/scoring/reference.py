@@ -94,43 +94,68 @@ def record_counts(
                     speech[i] = min(255, speech[i] + 1)
 
 
+@njit(cache=True, inline="always")
+def components(
+    i, day, prm, flags, income, list_start, points, old, miss, miss_day, gaming, speech, offsets, neighbours,
+):
+    """The five dimensions (h, b, f, c, r) of citizen ``i``, each in [0, 1], and the new score."""
+    (w_h, w_b, w_f, w_c, w_r, low, span, raw_off, raw_scale, decay, nm_h, g_cap, g_w,
+     s_cap, s_w, nm_b, inc_off, inc_scale, listed_v, lowpts_v, lowpts_below) = prm
+    speech_pen = s_w * min(1.0, speech[i] / s_cap)
+    if flags[i] & _MEMBER:
+        m = miss[i]
+        h = math.exp(-m * math.exp(-(day - miss_day[i]) / decay)) if m > 0.0 else 1.0
+        b = 1.0 - g_w * min(1.0, gaming[i] / g_cap) - speech_pen
+    else:
+        h = nm_h
+        b = nm_b - speech_pen
+    f = min(1.0, max(0.0, (math.log(income[i]) - inc_off) / inc_scale))
+    if list_start[i] >= 0:
+        c = listed_v
+    elif points[i] < lowpts_below:
+        c = lowpts_v
+    else:
+        c = 1.0
+    total = 0.0
+    k = 0
+    for a in range(offsets[i], offsets[i + 1]):
+        j = neighbours[a]
+        if j >= 0:  # cut edges are stored as ~j < 0
+            total += old[j]
+            k += 1
+    r = (total / k - low) / span if k > 0 else 0.0
+    raw = w_h * h + w_b * b + w_f * f + w_c * c + w_r * r
+    return h, b, f, c, r, low + span * min(1.0, max(0.0, (raw - raw_off) / raw_scale))
+
+
 @njit(cache=True, parallel=True)
 def score_all(
     day, prm, flags, income, list_start, points, old, new,
     miss, miss_day, gaming, speech, offsets, neighbours,
 ):
     """New score of every citizen from the old scores of their active neighbours."""
-    (w_h, w_b, w_f, w_c, w_r, low, span, raw_off, raw_scale, decay, nm_h, g_cap, g_w,
-     s_cap, s_w, nm_b, inc_off, inc_scale, listed_v, lowpts_v, lowpts_below) = prm
     for i in prange(len(old)):
-        member = flags[i] & _MEMBER
-        speech_pen = s_w * min(1.0, speech[i] / s_cap)
-        if member:
-            m = miss[i]
-            h = math.exp(-m * math.exp(-(day - miss_day[i]) / decay)) if m > 0.0 else 1.0
-            b = 1.0 - g_w * min(1.0, gaming[i] / g_cap) - speech_pen
-        else:
-            h = nm_h
-            b = nm_b - speech_pen
-        f = min(1.0, max(0.0, (math.log(income[i]) - inc_off) / inc_scale))
-        if list_start[i] >= 0:
-            c = listed_v
-        elif points[i] < lowpts_below:
-            c = lowpts_v
-        else:
-            c = 1.0
-        total = 0.0
-        k = 0
-        for a in range(offsets[i], offsets[i + 1]):
-            j = neighbours[a]
-            if j >= 0:  # cut edges are stored as ~j < 0
-                total += old[j]
-                k += 1
-        r = (total / k - low) / span if k > 0 else 0.0
-        raw = w_h * h + w_b * b + w_f * f + w_c * c + w_r * r
-        new[i] = low + span * min(1.0, max(0.0, (raw - raw_off) / raw_scale))
+        new[i] = components(i, day, prm, flags, income, list_start, points, old,
+                            miss, miss_day, gaming, speech, offsets, neighbours)[5]
         gaming[i] = 0
         speech[i] = 0
+
+
+@njit(cache=True)
+def trace_components(
+    ids, day, prm, flags, income, list_start, points, old, miss, miss_day, gaming, speech, offsets, neighbours,
+):
+    """(h, b, f, c, r, new score, gaming days, critical posts) of each citizen in ``ids``, before scoring."""
+    out = np.empty((len(ids), 8))
+    for x in range(len(ids)):
+        i = ids[x]
+        comp = components(i, day, prm, flags, income, list_start, points, old,
+                          miss, miss_day, gaming, speech, offsets, neighbours)
+        for j in range(6):
+            out[x, j] = comp[j]
+        out[x, 6] = gaming[i]
+        out[x, 7] = speech[i]
+    return out
 
 
 @register("scoring", "reference-score")
@@ -178,9 +203,25 @@ class ReferenceScore(Plugin):
             ev.flags, ev.target, ev.kind_at,
         )
 
+    DIMENSIONS = ("history", "behaviour", "capacity", "characteristics", "relationships")
+
     def score(self, sim: Simulation, day: int) -> None:
         """Score everyone (a whole-population pass, on scoring days only)."""
         cz, g = sim.citizens, sim.graph
+        if len(sim.trace_ids):
+            rows = trace_components(
+                sim.trace_ids, day, self.prm, cz.flags, cz.income, cz.list_start, cz.points, cz.score,
+                self.miss, self.miss_day, self.gaming, self.speech, g.offsets, g.neighbours,
+            )
+            weights = self.prm[:5]
+            for i, row in zip(sim.trace_ids, rows, strict=True):
+                sim.trace.append({
+                    "what": "score", "system": self.name, "day": day, "citizen": int(i),
+                    "before": float(cz.score[i]), "after": float(np.float32(row[5])),
+                    "components": dict(zip(self.DIMENSIONS, map(float, row[:5]), strict=True)),
+                    "weights": dict(zip(self.DIMENSIONS, map(float, weights), strict=True)),
+                    "observed_gaming_days": int(row[6]), "observed_critical_posts": int(row[7]),
+                })
         score_all(
             day, self.prm, cz.flags, cz.income, cz.list_start, cz.points, cz.score, self.scratch,
             self.miss, self.miss_day, self.gaming, self.speech, g.offsets, g.neighbours,
