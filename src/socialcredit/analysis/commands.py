@@ -1,4 +1,4 @@
-"""CLI commands of the analysis package: ``sql``, ``compare``, ``sweep``, ``report``, ``explain``.
+"""CLI commands of the analysis package: ``sql``, ``compare``, ``sweep``, ``report``, ``explain``, ``audit``.
 
 Thin layers over the modules of this package; heavy imports happen inside the
 commands so that ``socialcredit --help`` stays fast.
@@ -33,6 +33,7 @@ def register(app: typer.Typer) -> None:
     app.command("sweep")(sweep_command)
     app.command("report")(report_command)
     app.command("explain")(explain_command)
+    app.command("audit")(audit_command)
 
 
 # -- sql ---------------------------------------------------------------------
@@ -317,3 +318,46 @@ def _print_explanation(ex: Any) -> None:
                               if isinstance(cf["without_misattribution"][k], float)
                               else cf["without_misattribution"][k]))
         out.print(table)
+
+
+# -- audit -------------------------------------------------------------------
+
+
+def audit_command(
+    scenario: Annotated[str, typer.Argument(help="Scenario name or .toml path.")],
+    run_dir: Annotated[Path | None, typer.Option("--run", help="Also measure disparate impact in this run.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Audit a scenario's rules (EU AI Act Art. 5(1)(c), notice, appeal, ...); exit 1 if anything is found."""
+    from socialcredit.analysis.audit import audit_scenario, disparate_impact
+
+    findings = audit_scenario(scenario)
+    impact = disparate_impact(run_dir) if run_dir is not None else []
+    adverse = [r for r in impact if r["adverse_impact"]]
+    if as_json:
+        sys.stdout.write(json.dumps({"findings": [f.to_dict() for f in findings], "disparate_impact": impact},
+                                    indent=2) + "\n")
+    else:
+        if findings:
+            table = Table(title=f"{len(findings)} finding(s) in {scenario}", box=None)
+            for col in ("finding", "rule", "detail", "standard"):
+                table.add_column(col)
+            for f in findings:
+                table.add_row(f.title, f.key_path, f.detail, f.law)
+            out.print(table)
+        else:
+            out.print(f"{scenario}: no findings")
+        if impact:
+            table = Table(title="Disparate impact: favourable rate ÷ highest group's rate (four-fifths rule)",
+                          box=None)
+            for col in ("outcome", "grouping", "group", "rate", "ratio", ""):
+                table.add_column(col)
+            for r in impact:
+                if r["grouping"] == "region" and not r["adverse_impact"]:
+                    continue
+                table.add_row(r["outcome"], r["grouping"], r["group"], f"{r['rate']:.3f}",
+                              "n/a" if r["ratio_to_highest"] is None else f"{r['ratio_to_highest']:.3f}",
+                              "[red]below 0.8[/red]" if r["adverse_impact"] else "")
+            out.print(table)
+    if findings or adverse:
+        raise typer.Exit(1)

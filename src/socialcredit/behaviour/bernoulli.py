@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 
 from socialcredit.engine.plugin import Plugin
 from socialcredit.registry import register
-from socialcredit.scenario.schema import Strict
+from socialcredit.scenario.schema import Context, Strict
 
 if TYPE_CHECKING:
     from socialcredit.engine.simulation import Simulation
@@ -25,6 +25,7 @@ class BernoulliConfig(Strict):
     ``risk`` risk.
     """
 
+    context: Context = Field(description="the social context the behaviour belongs to (where its data comes from)")
     rate_urban: float = Field(ge=0.0, le=1.0, description="base daily probability, urban citizens")
     rate_rural: float = Field(ge=0.0, le=1.0, description="base daily probability, rural citizens")
     propensity: Form = "constant"

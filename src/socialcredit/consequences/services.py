@@ -10,7 +10,7 @@ from pydantic import Field
 from socialcredit.engine.events import DENIED
 from socialcredit.engine.plugin import Plugin
 from socialcredit.registry import register
-from socialcredit.scenario.schema import Strict
+from socialcredit.scenario.schema import Safeguards, Strict
 
 if TYPE_CHECKING:
     from socialcredit.engine.simulation import Simulation
@@ -22,6 +22,7 @@ class TravelBanConfig(Strict):
     attempt_urban: float = Field(ge=0, le=1, description="daily P(trip attempt), urban")
     attempt_rural: float = Field(ge=0, le=1, description="daily P(trip attempt), rural")
     income_factor: float = Field(gt=0, le=1, description="income is multiplied by this per denied trip")
+    safeguards: Safeguards = Safeguards()
 
 
 class LoanGateConfig(Strict):
@@ -29,6 +30,7 @@ class LoanGateConfig(Strict):
 
     apply_rate: float = Field(ge=0, le=1, description="daily P(loan application)")
     min_score: float = Field(description="lowest platform score approved")
+    safeguards: Safeguards = Safeguards()
 
 
 @njit(cache=True, parallel=True)

@@ -15,7 +15,7 @@ from socialcredit.engine.kernels import collect
 from socialcredit.engine.plugin import Plugin
 from socialcredit.registry import register
 from socialcredit.rng import Stream, stream_key, uniform
-from socialcredit.scenario.schema import Strict
+from socialcredit.scenario.schema import Safeguards, Strict
 
 if TYPE_CHECKING:
     from socialcredit.engine.simulation import Simulation
@@ -38,6 +38,7 @@ class CourtListConfig(Strict):
     term_days: int = Field(ge=1, le=dt.MAX_DAYS, description="days a listing lasts")
     repay_rate: float = Field(ge=0, le=1, description="daily P(repay and leave) at full income")
     repay_income: float = Field(gt=0, description="income (CNY/yr) from which repayment is at full rate")
+    safeguards: Safeguards = Safeguards()
 
 
 @njit(cache=True, parallel=True)

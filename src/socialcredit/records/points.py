@@ -11,7 +11,7 @@ from pydantic import Field, model_validator
 from socialcredit.engine.events import OBSERVED
 from socialcredit.engine.plugin import Plugin
 from socialcredit.registry import register
-from socialcredit.scenario.schema import Strict
+from socialcredit.scenario.schema import Safeguards, Strict
 
 if TYPE_CHECKING:
     from socialcredit.engine.simulation import Simulation
@@ -40,6 +40,7 @@ class PointsConfig(Strict):
     deltas: dict[str, int] = Field(description="points added per observed event, by event kind")
     listing_delta: int = Field(0, ge=-30_000, le=30_000, description="points added on entry to the court list")
     grades: list[Grade] = Field(min_length=1, description="bands from the highest down")
+    safeguards: Safeguards = Safeguards()
 
     @model_validator(mode="after")
     def _bands(self) -> PointsConfig:

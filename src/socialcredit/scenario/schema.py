@@ -7,6 +7,8 @@ by the ``Config`` model of the plugin their ``kind`` names; see
 
 from __future__ import annotations
 
+from typing import Literal
+
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -17,6 +19,24 @@ class Strict(BaseModel):
 
 
 Probability = Field(ge=0.0, le=1.0)
+
+
+CONTEXTS = (
+    "credit", "public_order", "speech", "civic", "leisure", "consumption", "family",
+    "education", "tax", "health", "travel", "work", "social",
+)
+Context = Literal[CONTEXTS]  # type: ignore[valid-type]
+
+
+class Safeguards(Strict):
+    """Procedural safeguards of a system that records, scores or sanctions citizens.
+
+    They are read by ``socialcredit audit``; the simulation does not model them.
+    """
+
+    notice: bool = Field(False, description="citizens are told when a record or score changes against them")
+    explanation: bool = Field(False, description="the principal reasons are given on request")
+    appeal: bool = Field(False, description="citizens can contest a record and have it corrected")
 
 
 class OutputConfig(Strict):

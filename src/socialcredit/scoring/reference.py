@@ -13,7 +13,7 @@ from socialcredit import dtypes as dt
 from socialcredit.engine.events import OBSERVED
 from socialcredit.engine.plugin import Plugin
 from socialcredit.registry import register
-from socialcredit.scenario.schema import Strict
+from socialcredit.scenario.schema import Safeguards, Strict
 
 if TYPE_CHECKING:
     from socialcredit.engine.simulation import Simulation
@@ -63,6 +63,7 @@ class ReferenceScoreConfig(Strict):
     listed_value: float = Field(ge=0, le=1, description="characteristics when on the court list")
     low_points_value: float = Field(ge=0, le=1, description="characteristics when points are low")
     low_points_below: int = Field(description="points under this count as low")
+    safeguards: Safeguards = Safeguards()
 
     @model_validator(mode="after")
     def _initial(self) -> ReferenceScoreConfig:
