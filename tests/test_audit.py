@@ -135,3 +135,13 @@ def _value(v) -> str:
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k} = {_value(x)}" for k, x in v.items()) + "}"
     return repr(v)
+
+
+def test_shipped_fair_credit_is_clean_and_runs(tmp_path):
+    assert audit_scenario("fair-credit") == []
+    run = sc.run("fair-credit", citizens=5_000, days=90, seed=2, out=tmp_path / "fc")
+    m = run.metrics
+    assert m["denied_trips_per_1000"] == 0 and m["misattributed_per_1000"] == 0
+    assert m["m_mean"] is None and m["unfriended_edge_share"] is None  # no points ledger, no unfriending
+    assert set(sc.run("ref", citizens=500, days=30).metrics) == set(m)  # same metric names everywhere
+    assert run.events.filter(~run.events["kind"].cast(str).is_in(["missed_payment"]))["observed"].sum() == 0

@@ -71,17 +71,21 @@ class _Auditor:
         self.data = data
         self.findings: list[Finding] = []
         self.contexts = dict(BUILT_IN_CONTEXTS)
-        for name, table in data.get("behaviour", {}).items():
+        for name, table in self.tables("behaviour"):
             self.contexts[name] = table.get("context", "unknown")
         self.court = self._first("records", "court-list")
         self.points = self._first("records", "points")
-        self.scores = [(n, t) for n, t in data.get("scoring", {}).items()]
+        self.scores = self.tables("scoring")
 
     def _first(self, section: str, kind: str) -> tuple[str, dict[str, Any]] | None:
-        for name, table in self.data.get(section, {}).items():
+        for name, table in self.tables(section):
             if table.get("kind") == kind:
                 return name, table
         return None
+
+    def tables(self, section: str) -> list[tuple[str, dict[str, Any]]]:
+        """The section's plugin tables, without parts dropped with ``= false``."""
+        return [(n, t) for n, t in self.data.get(section, {}).items() if isinstance(t, dict)]
 
     def add(self, code: str, title: str, key: str, detail: str, law: str) -> None:
         self.findings.append(Finding(code, title, key, detail, law))
@@ -139,7 +143,7 @@ class _Auditor:
                      f"treatment in the {own} context is driven by data from: {', '.join(foreign)}", ART_I)
 
     def cross_context(self) -> None:
-        for name, t in self.data.get("consequences", {}).items():
+        for name, t in self.tables("consequences"):
             key = f"consequences.{name}"
             kind = t.get("kind")
             if kind == "travel-ban":
@@ -161,7 +165,8 @@ class _Auditor:
                             "credit", self.points_inputs())
 
     def disproportionate(self) -> None:
-        for name, t in self.data.get("consequences", {}).items():
+        sanctions = [t for _, t in self.tables("consequences") if t.get("kind") in {"travel-ban", "unfriend"}]
+        for name, t in self.tables("consequences"):
             if t.get("kind") == "travel-ban" and t.get("income_factor", 1) < 1:
                 self.add("disproportionate", "denied trips cut income", f"consequences.{name}.income_factor",
                          f"every refused trip multiplies income by {t['income_factor']}: the penalty compounds "
@@ -175,7 +180,7 @@ class _Auditor:
                          f"records.{pname}.listing_delta",
                          f"a court listing costs {listing} points, {listing / max(deltas):.0f}× the largest "
                          "deduction for any act", ART_II)
-        if self.court is not None:
+        if self.court is not None and sanctions:
             cname, t = self.court
             if t.get("term_days", 0) > 365:
                 self.add("disproportionate", "long listing for a civil debt", f"records.{cname}.term_days",
@@ -204,7 +209,7 @@ class _Auditor:
     def safeguards(self) -> None:
         systems = []
         for section in ("records", "scoring", "consequences"):
-            for name, t in self.data.get(section, {}).items():
+            for name, t in self.tables(section):
                 if "safeguards" in t or t.get("kind") in {"court-list", "points", "reference-score", "travel-ban",
                                                           "loan-gate"}:
                     systems.append((f"{section}.{name}", t))
@@ -223,7 +228,7 @@ class _Auditor:
             self.add("no-expiry", "point deductions never expire", f"records.{self.points[0]}.deltas",
                      "the ledger has no expiry: a deduction counts for the rest of the citizen's life", ART_II)
         appeal = bool(self.points and self.points[1].get("safeguards", {}).get("appeal"))
-        for name, t in self.data.get("observation", {}).items():
+        for name, t in self.tables("observation"):
             if t.get("kind") == "camera" and t.get("false_match", 0) > 0 and not appeal:
                 self.add("innocents-without-remedy", "misattributed penalties cannot be contested",
                          f"observation.{name}.false_match",

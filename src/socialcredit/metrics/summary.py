@@ -38,13 +38,23 @@ class Results:
         return pl.DataFrame(self.sim.daily_rows, infer_schema_length=None)
 
 
+METRICS_9_4 = (
+    "p_mean", "p_sd", "p_share_below_550", "p_share_ge_650", "p_share_ge_700", "m_mean",
+    "grade_share_AAAplus", "grade_share_AA", "grade_share_A", "grade_share_B", "grade_share_C", "grade_share_D",
+    "listed_now_share", "listed_ever_share", "judgments_per_1000", "denied_trips_per_1000",
+    "loans_denied_per_1000", "misattributed_per_1000", "shame_board_innocent_share", "unfriended_edge_share",
+    "posts_first_30", "posts_last_30", "chilling_reduction", "di_listed_ever_minority",
+    "di_p_below_600_minority", "di_m_below_960_urban", "income_loss_listed_ever", "citizen_days_per_s",
+)
+
+
 def column(rows: list[dict[str, Any]], name: str) -> np.ndarray:
     """One column of the daily rows (missing values count as 0)."""
     return np.array([row.get(name) or 0 for row in rows], dtype=np.float64)
 
 
 def summary_metrics(sim: Simulation, daily: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Every metric of SPEC 9.4 that the scenario's parts make meaningful."""
+    """Every metric of SPEC 9.4 (null where the scenario lacks the system it measures), plus grade shares."""
     cz, n = sim.citizens, sim.n
     out: dict[str, float | None] = {}
     urban = cz.flag(dt.FLAG_URBAN)
@@ -108,6 +118,8 @@ def summary_metrics(sim: Simulation, daily: list[dict[str, Any]]) -> dict[str, f
     seconds = sim.timings.get("simulation_seconds", 0.0)
     simulated = sim.timings.get("days_simulated", sim.day)
     out["citizen_days_per_s"] = n * simulated / seconds if seconds > 0 else None
+    for name in METRICS_9_4:  # the same names for every scenario; null where a system is absent
+        out.setdefault(name, None)
     return out
 
 

@@ -139,6 +139,7 @@ def validate(data: dict[str, Any], source: str) -> tuple[ScenarioHeader, dict[st
         plugins[section] = {
             name: _plugin(section, name, table, source, f"{section}.{name}")
             for name, table in tables.items()
+            if table is not False  # `name = false` drops a part inherited with `extends`
         }
     return header, plugins
 
