@@ -29,10 +29,10 @@ class BernoulliConfig(Strict):
     rate_urban: float = Field(ge=0.0, le=1.0, description="base daily probability, urban citizens")
     rate_rural: float = Field(ge=0.0, le=1.0, description="base daily probability, rural citizens")
     propensity: Form = "constant"
-    risk_offset: float | None = Field(None, ge=0.0, description="a = risk_offset + risk")
-    strain_income: float | None = Field(None, gt=0.0, description="income (CNY/yr) where strain is 1")
-    strain_cap: float | None = Field(None, gt=0.0, description="largest strain factor")
-    prosocial_offset: float | None = Field(None, ge=1.0, description="prosocial = offset − risk")
+    risk_offset: float | None = Field(None, ge=0.0, le=100.0, description="a = risk_offset + risk")
+    strain_income: float | None = Field(None, gt=0.0, le=1e9, description="income (CNY/yr) where strain is 1")
+    strain_cap: float | None = Field(None, gt=0.0, le=1e6, description="largest strain factor")
+    prosocial_offset: float | None = Field(None, ge=1.0, le=100.0, description="prosocial = offset − risk")
 
     @model_validator(mode="after")
     def _needs(self) -> BernoulliConfig:

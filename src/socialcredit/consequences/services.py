@@ -29,7 +29,7 @@ class LoanGateConfig(Strict):
     """Loans are approved only above a score and off the list."""
 
     apply_rate: float = Field(ge=0, le=1, description="daily P(loan application)")
-    min_score: float = Field(description="lowest platform score approved")
+    min_score: float = Field(ge=-1e6, le=1e6, description="lowest platform score approved")
     safeguards: Safeguards = Safeguards()
 
 

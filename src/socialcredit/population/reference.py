@@ -16,7 +16,8 @@ from socialcredit.rng import Stream, numpy_generator
 from socialcredit.scenario.schema import Strict
 
 Share = Annotated[float, Field(ge=0.0, le=1.0)]
-BetaShape = tuple[Annotated[float, Field(gt=0)], Annotated[float, Field(gt=0)]]
+MIN_INCOME, MAX_INCOME = 1.0, 1e12  # CNY/yr: incomes are clipped to this range
+BetaShape = tuple[Annotated[float, Field(gt=0, le=1e4)], Annotated[float, Field(gt=0, le=1e4)]]
 
 
 class ReferencePopulationConfig(Strict):
@@ -26,10 +27,10 @@ class ReferencePopulationConfig(Strict):
     urban: Share = Field(description="P(urban)")
     minority: Share = Field(description="P(minority)")
     member: Share = Field(description="P(payment-platform member)")
-    income_log_mean: float = Field(description="mean of log income (CNY/yr) for rural majority")
-    income_log_urban: float = Field(description="added to the log mean when urban")
-    income_log_minority: float = Field(description="added to the log mean for minority")
-    income_log_sd: float = Field(gt=0, description="sd of log income")
+    income_log_mean: float = Field(ge=0, le=20, description="mean of log income (CNY/yr) for rural majority")
+    income_log_urban: float = Field(ge=-5, le=5, description="added to the log mean when urban")
+    income_log_minority: float = Field(ge=-5, le=5, description="added to the log mean for minority")
+    income_log_sd: float = Field(gt=0, le=3, description="sd of log income")
     risk_beta: BetaShape = Field(description="Beta(a, b) of risk propensity")
     voice_beta: BetaShape = Field(description="Beta(a, b) of outspokenness")
 
@@ -57,7 +58,7 @@ class ReferencePopulation(Plugin):
             minority = gen.random(m) < c.minority
             member = gen.random(m) < c.member
             log_mu = c.income_log_mean + c.income_log_urban * urban + c.income_log_minority * minority
-            income = np.exp(gen.normal(log_mu, c.income_log_sd))
+            income = np.clip(np.exp(gen.normal(log_mu, c.income_log_sd)), MIN_INCOME, MAX_INCOME)
             citizens.income[lo:hi] = income
             citizens.risk[lo:hi] = gen.beta(*c.risk_beta, size=m)
             citizens.voice[lo:hi] = gen.beta(*c.voice_beta, size=m)

@@ -28,16 +28,16 @@ class CourtListConfig(Strict):
     """Debt stress leads to judgments; a defaulted judgment lists the citizen."""
 
     judgment_event: str = Field(description="event kind that adds to debt stress (courts see all)")
-    stress_decay_days: float = Field(gt=0, description="stress decays by exp(-1/this) a day")
-    stress_threshold: float = Field(gt=0, description="stress that triggers a judgment")
-    default_scale: float = Field(ge=0, description="P(default) = min(default_cap, scale · a · s)")
+    stress_decay_days: float = Field(gt=0, le=1e6, description="stress decays by exp(-1/this) a day")
+    stress_threshold: float = Field(gt=0, le=1e6, description="stress that triggers a judgment")
+    default_scale: float = Field(ge=0, le=1e6, description="P(default) = min(default_cap, scale · a · s)")
     default_cap: float = Field(ge=0, le=1, description="largest P(default)")
-    risk_offset: float = Field(ge=0, description="a = risk_offset + risk")
-    strain_income: float = Field(gt=0, description="s = min(strain_cap, sqrt(strain_income / income))")
-    strain_cap: float = Field(gt=0, description="largest strain factor")
+    risk_offset: float = Field(ge=0, le=100, description="a = risk_offset + risk")
+    strain_income: float = Field(gt=0, le=1e9, description="s = min(strain_cap, sqrt(strain_income / income))")
+    strain_cap: float = Field(gt=0, le=1e6, description="largest strain factor")
     term_days: int = Field(ge=1, le=dt.MAX_DAYS, description="days a listing lasts")
     repay_rate: float = Field(ge=0, le=1, description="daily P(repay and leave) at full income")
-    repay_income: float = Field(gt=0, description="income (CNY/yr) from which repayment is at full rate")
+    repay_income: float = Field(gt=0, le=1e9, description="income (CNY/yr) from which repayment is at full rate")
     safeguards: Safeguards = Safeguards()
 
 

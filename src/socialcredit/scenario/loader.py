@@ -34,6 +34,8 @@ def _parse(text: str, source: str) -> dict[str, Any]:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise ScenarioError(f"{source}: malformed TOML: {exc}") from None
+    except RecursionError:
+        raise ScenarioError(f"{source}: malformed TOML: nested too deeply") from None
 
 
 def read_raw(name_or_path: str | Path, _depth: int = 0) -> tuple[dict[str, Any], str]:
@@ -98,7 +100,7 @@ def parse_value(text: str) -> Any:
     else the text as a string."""
     try:
         return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
+    except (tomllib.TOMLDecodeError, RecursionError):
         return text
 
 

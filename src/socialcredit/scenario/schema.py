@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 class Strict(BaseModel):
     """Base for every scenario model: unknown keys are errors, values are typed."""
 
-    model_config = ConfigDict(extra="forbid", strict=False, frozen=True)
+    model_config = ConfigDict(extra="forbid", strict=False, frozen=True, allow_inf_nan=False)
 
 
 Probability = Field(ge=0.0, le=1.0)
