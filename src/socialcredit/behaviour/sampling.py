@@ -34,8 +34,8 @@ def propensity(form, p, i, day, flags, risk, voice, chill, income, list_start):
         return p[0] - risk[i]
     if form == 5:
         return risk[i]
-    if form == 6:
-        if list_start[i] >= 0 and list_start[i] < day:
+    if form == 6:  # listed on an earlier day and the term (p0 days) not yet over
+        if list_start[i] >= 0 and list_start[i] < day and day - list_start[i] < p[0]:
             return min(1.0, income[i] / p[1])
         return 0.0
     return 0.0

@@ -154,7 +154,7 @@ class Chill(Plugin):
 
     def setup(self, sim: Simulation) -> None:
         """Resolve the speech event kind."""
-        self.kind_code = sim.kinds.code(self.config.speech_event, f"consequences.{self.name}.speech_event")
+        self.speech_kind = sim.kinds.code(self.config.speech_event, f"consequences.{self.name}.speech_event")
 
     def runs_on(self, day: int) -> bool:
         """Days t with (t + 1) % every_days == 0."""
@@ -163,7 +163,7 @@ class Chill(Plugin):
     def records(self, sim: Simulation, day: int) -> None:
         """Flag citizens penalised for speech today."""
         ev = sim.events
-        mark_penalised(sim.blocks.region_first_block, self.kind_code, sim.citizens.flags,
+        mark_penalised(sim.blocks.region_first_block, self.speech_kind, sim.citizens.flags,
                        ev.flags, ev.target, ev.kind_at)
 
     def apply(self, sim: Simulation, day: int) -> None:

@@ -42,7 +42,7 @@ FORMS = {
     "voice_unchilled": 3,  # voice · (1 - chill)
     "prosocial": 4,  # offset - risk
     "risk": 5,  # risk
-    "listed_repayment": 6,  # [listed] · min(1, income / income_ref)
+    "listed_repayment": 6,  # [listed before today, term not over] · min(1, income / income_ref)
 }
 
 

@@ -41,6 +41,16 @@ class CourtListConfig(Strict):
     safeguards: Safeguards = Safeguards()
 
 
+@njit(cache=True, inline="always")
+def _judge(i, key, lo, s, threshold, scale, cap, a_off, s_income, s_cap, income, risk):
+    """Outcome of a judgment at stress ``s``: 0 none, 1 paid, 2 defaulted."""
+    if s < threshold:
+        return 0
+    a = a_off + risk[i]
+    q = min(cap, scale * a * min(s_cap, math.sqrt(s_income / income[i])))
+    return 2 if uniform(key, i - lo) < q else 1
+
+
 @njit(cache=True, parallel=True)
 def court_day(
     seed, day, block_start, judge_kind, repay_kind,
@@ -49,47 +59,64 @@ def court_day(
     ev_citizen, ev_flags, kind_at,
     recheck, recheck_at, recheck_out, due, due_at, due_out,
 ):
-    """Judgments, then removals, then new listings, block by block (SPEC 9.2 step 3)."""
+    """One day of the court list, block by block (SPEC 9.2 step 3).
+
+    A listing of day t0 covers days t0..t0+term-1, so terms end before the
+    day starts; then judgments (for citizens not listed at the start of the
+    day), then removals by repayment, then new listings. ``due_out``: 0 still
+    listed (relisted since), 1 term ended, 2 term ended and judged (paid),
+    3 term ended, judged and listed again. ``recheck_out``: 0, 1 judged (paid),
+    2 judged and listed.
+    """
     for b in prange(len(block_start) - 1):
         lo = block_start[b]
         key = stream_key(seed, _JUDGMENT, day, b)
+        # ends of term: not listed at the start of today
+        for j in range(due_at[b], due_at[b + 1]):
+            i = due[j]
+            if list_start[i] == day - term:
+                list_start[i] = -1
+                due_out[j] = 1
         # judgments, for citizens not listed at the start of the day
         for e in range(kind_at[b, judge_kind], kind_at[b, judge_kind + 1]):
             i = ev_citizen[e]
             s = stress[i] * math.exp(-(day - stress_day[i]) / decay_days) + 1.0
             stress_day[i] = day
-            if list_start[i] < 0 and s >= threshold:
-                ev_flags[e] |= JUDGED
-                a = a_off + risk[i]
-                q = min(cap, scale * a * min(s_cap, math.sqrt(s_income / income[i])))
-                if uniform(key, i - lo) < q:
-                    ev_flags[e] |= DEFAULTED
-                s = 0.0
+            if list_start[i] < 0:
+                outcome = _judge(i, key, lo, s, threshold, scale, cap, a_off, s_income, s_cap, income, risk)
+                if outcome:
+                    ev_flags[e] |= JUDGED
+                    if outcome == 2:
+                        ev_flags[e] |= DEFAULTED
+                    s = 0.0
             stress[i] = s
+        # citizens whose stress stayed high while listed: judged on their first day off the list
         for j in range(recheck_at[b], recheck_at[b + 1]):
             i = recheck[j]
             s = stress[i] * math.exp(-(day - stress_day[i]) / decay_days)
             stress_day[i] = day
-            if list_start[i] < 0 and s >= threshold:
-                a = a_off + risk[i]
-                q = min(cap, scale * a * min(s_cap, math.sqrt(s_income / income[i])))
-                recheck_out[j] = 2 if uniform(key, i - lo) < q else 1
-                s = 0.0
+            if list_start[i] < 0:
+                recheck_out[j] = _judge(i, key, lo, s, threshold, scale, cap, a_off, s_income, s_cap, income, risk)
+                if recheck_out[j]:
+                    s = 0.0
             stress[i] = s
-        # removals: repayment (sampled as events), then ends of term
+        for j in range(due_at[b], due_at[b + 1]):
+            if due_out[j] == 1:
+                i = due[j]
+                s = stress[i] * math.exp(-(day - stress_day[i]) / decay_days)
+                stress_day[i] = day
+                outcome = _judge(i, key, lo, s, threshold, scale, cap, a_off, s_income, s_cap, income, risk)
+                if outcome:
+                    due_out[j] = 1 + outcome
+                    s = 0.0
+                stress[i] = s
+        # removals by repayment (sampled as events; only citizens listed on an earlier day)
         for e in range(kind_at[b, repay_kind], kind_at[b, repay_kind + 1]):
             i = ev_citizen[e]
             list_start[i] = -1
             ev_flags[e] |= REMOVED
             if stress[i] * math.exp(-(day + 1 - stress_day[i]) / decay_days) >= threshold:
                 ev_flags[e] |= RECHECK
-        for j in range(due_at[b], due_at[b + 1]):
-            i = due[j]
-            if list_start[i] == day - term:
-                list_start[i] = -1
-                due_out[j] = 1
-                if stress[i] * math.exp(-(day + 1 - stress_day[i]) / decay_days) >= threshold:
-                    due_out[j] = 2
         # new listings
         for e in range(kind_at[b, judge_kind], kind_at[b, judge_kind + 1]):
             if ev_flags[e] & DEFAULTED:
@@ -99,6 +126,11 @@ def court_day(
         for j in range(recheck_at[b], recheck_at[b + 1]):
             if recheck_out[j] == 2:
                 i = recheck[j]
+                list_start[i] = day
+                flags[i] |= _LISTED_EVER
+        for j in range(due_at[b], due_at[b + 1]):
+            if due_out[j] == 3:
+                i = due[j]
                 list_start[i] = day
                 flags[i] |= _LISTED_EVER
 
@@ -133,7 +165,7 @@ class CourtList(Plugin):
         c = self.config
         self.repay_kind = sim.kinds.add(
             "repayment", f"records.{self.name}", c.repay_rate, c.repay_rate,
-            "listed_repayment", (0.0, c.repay_income, 0.0),
+            "listed_repayment", (float(c.term_days), c.repay_income, 0.0),
         )
 
     def setup(self, sim: Simulation) -> None:
@@ -181,10 +213,12 @@ class CourtList(Plugin):
         )
         evargs = (ev.citizen, ev.flags, ev.kind_at)
         judged = collect(*evargs, JUDGED, self.judge_kind)
-        listed = np.sort(np.concatenate([collect(*evargs, DEFAULTED, self.judge_kind), recheck[recheck_out == 2]]))
+        listed = np.sort(np.concatenate([
+            collect(*evargs, DEFAULTED, self.judge_kind), recheck[recheck_out == 2], due[due_out == 3],
+        ]))
         repaid = collect(*evargs, REMOVED, self.repay_kind)
         ended = due[due_out > 0]
-        self.recheck = np.sort(np.concatenate([collect(*evargs, RECHECK, self.repay_kind), due[due_out == 2]]))
+        self.recheck = collect(*evargs, RECHECK, self.repay_kind)
         self.new_listings = listed
         self.entry_citizen.extend(listed)
         self.entry_day.extend(np.full(len(listed), day, np.int32))
@@ -194,7 +228,7 @@ class CourtList(Plugin):
             self.exit_reason.extend(np.full(len(who), reason, np.int32))
         self.listed_now += len(listed) - len(repaid) - len(ended)
         self._day_counts = {
-            "judgments": len(judged) + int(np.count_nonzero(recheck_out)),
+            "judgments": len(judged) + int(np.count_nonzero(recheck_out)) + int(np.count_nonzero(due_out >= 2)),
             "listings": len(listed),
             "removals_repaid": len(repaid),
             "removals_term": len(ended),
