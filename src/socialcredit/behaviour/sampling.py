@@ -20,23 +20,23 @@ _URBAN = dt.FLAG_URBAN
 
 
 @njit(cache=True, inline="always")
-def propensity(form, p, i, day, flags, risk, voice, chill, income, list_start):
-    """Per-citizen factor of form ``form`` (see ``events.FORMS``); ``p`` = (p0, p1, p2)."""
+def propensity(form, p0, p1, p2, i, day, risk, voice, chill, income, list_start):
+    """Per-citizen factor of form ``form`` (see ``events.FORMS``) with parameters p0, p1, p2."""
     if form == 0:
         return 1.0
     if form == 1:
-        return p[0] + risk[i]
+        return p0 + risk[i]
     if form == 2:
-        return (p[0] + risk[i]) * min(p[2], math.sqrt(p[1] / income[i]))
+        return (p0 + risk[i]) * min(p2, math.sqrt(p1 / income[i]))
     if form == 3:
         return voice[i] * (1.0 - chill[i])
     if form == 4:
-        return p[0] - risk[i]
+        return p0 - risk[i]
     if form == 5:
         return risk[i]
     if form == 6:  # listed on an earlier day and the term (p0 days) not yet over
-        if list_start[i] >= 0 and list_start[i] < day and day - list_start[i] < p[0]:
-            return min(1.0, income[i] / p[1])
+        if list_start[i] >= 0 and list_start[i] < day and day - list_start[i] < p0:
+            return min(1.0, income[i] / p1)
         return 0.0
     return 0.0
 
@@ -60,17 +60,20 @@ def sample_day(
             if bound[k] <= 0.0:
                 continue
             key = stream_key(seed, beh_stream[k], day, b)
+            fk, bk, l1 = form[k], bound[k], log1m_bound[k]
+            ru, rr = rate_urban[k], rate_rural[k]
+            p0, p1, p2 = params[k, 0], params[k, 1], params[k, 2]
             ctr = 0
             i = lo - 1
             while True:
                 u_skip, u = split_uniforms(key, ctr)
                 ctr += 1
-                i += 1 + geometric_skip(u_skip, log1m_bound[k])
+                i += 1 + geometric_skip(u_skip, l1)
                 if i >= hi:
                     break
-                rate = rate_urban[k] if flags[i] & _URBAN else rate_rural[k]
-                p = rate * propensity(form[k], params[k], i, day, flags, risk, voice, chill, income, list_start)
-                if u * bound[k] < p:
+                rate = ru if flags[i] & _URBAN else rr
+                p = rate * propensity(fk, p0, p1, p2, i, day, risk, voice, chill, income, list_start)
+                if u * bk < p:
                     if n < cap:
                         ev_citizen[base + n] = i
                         ev_kind[base + n] = k
