@@ -11,7 +11,6 @@ sibling and renamed, so a crash while writing leaves the previous one intact.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
 import zipfile
@@ -23,6 +22,7 @@ import numpy as np
 
 from socialcredit.engine.kernels import apply_cut_bits, cut_bits
 from socialcredit.errors import UserError
+from socialcredit.io.rundir import replace_directory
 
 if TYPE_CHECKING:
     from socialcredit.engine.simulation import Simulation
@@ -100,13 +100,7 @@ def save(sim: Simulation, directory: Path, meta: dict[str, Any]) -> None:
             **meta,
         }
         (tmp / "checkpoint.json").write_text(json.dumps(doc, allow_nan=False), encoding="utf-8")
-        if directory.exists():
-            old = directory.with_name(f".{directory.name}.old-{os.getpid()}")
-            directory.rename(old)
-            tmp.rename(directory)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(directory)
+        replace_directory(tmp, directory)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -34,6 +34,17 @@ def _existing_ancestor(path: Path) -> Path:
     return path
 
 
+def replace_directory(new: Path, target: Path) -> None:
+    """Put directory ``new`` at ``target`` by renames, removing what was there."""
+    if target.exists():
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        target.rename(old)
+        new.rename(target)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        new.rename(target)
+
+
 @contextlib.contextmanager
 def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary directory next to ``out``; on success it becomes ``out``.
@@ -50,13 +61,7 @@ def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
     try:
         yield tmp
         tmp.chmod(0o755)
-        if out.exists():
-            old = out.with_name(f".{out.name}.old-{os.getpid()}")
-            out.rename(old)
-            tmp.rename(out)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            tmp.rename(out)
+        replace_directory(tmp, out)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"--out {out}: writing failed: {exc.strerror or exc}") from None
