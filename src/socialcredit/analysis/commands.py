@@ -34,6 +34,8 @@ def register(app: typer.Typer) -> None:
     app.command("report")(report_command)
     app.command("explain")(explain_command)
     app.command("audit")(audit_command)
+    from socialcredit.web.commands import register as _register_web
+    _register_web(app)
 
 
 # -- sql ---------------------------------------------------------------------

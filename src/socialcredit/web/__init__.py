@@ -1,0 +1,1 @@
+"""The local web dashboard (``socialcredit serve``): a FastAPI app over run directories."""
