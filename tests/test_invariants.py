@@ -60,8 +60,8 @@ def test_invariants(overrides, citizens, days, seed):
     assert (closed["end_day"] - closed["start_day"] <= term).all()
     assert (closed["end_day"] > closed["start_day"]).all()
     # misattribution never crosses regions and never blames the actor
-    if sim.panel_events:
-        ev = {k: np.concatenate([c[k] for c in sim.panel_events]) for k in sim.panel_events[0]}
+    if len(sim.panel_events):
+        ev = sim.panel_events.concat()
         wrong = (ev["flags"] & 2) != 0
         assert np.all(cz.region[ev["citizen"][wrong]] == cz.region[ev["target"][wrong]])
         assert np.all(ev["citizen"][wrong] != ev["target"][wrong])

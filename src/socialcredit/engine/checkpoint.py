@@ -74,10 +74,8 @@ def collect(sim: Simulation) -> dict[str, np.ndarray]:
     for section, plugins in sim.plugins.items():
         for name, plugin in plugins.items():
             arrays.update({f"plugin.{section}.{name}.{k}": v for k, v in plugin.state().items()})
-    for prefix, chunks in (("panel_events", sim.panel_events), ("panel_scores", sim.panel_scores)):
-        if chunks:
-            for key in chunks[0]:
-                arrays[f"{prefix}.{key}"] = np.concatenate([c[key] for c in chunks])
+    for prefix, spool in (("panel_events", sim.panel_events), ("panel_scores", sim.panel_scores)):
+        arrays.update({f"{prefix}.{k}": v for k, v in spool.concat().items()})
     return arrays
 
 
@@ -159,10 +157,7 @@ def restore(sim: Simulation, directory: Path, doc: dict[str, Any]) -> None:
             mine = {k[len(prefix):]: v for k, v in arrays.items() if k.startswith(prefix)}
             if mine:
                 plugin.restore(mine)
-    for prefix, target in (("panel_events", sim.panel_events), ("panel_scores", sim.panel_scores)):
-        keys = [k for k in arrays if k.startswith(prefix + ".")]
-        target.clear()
-        if keys:
-            target.append({k.split(".", 1)[1]: arrays[k] for k in keys})
+    for prefix, spool in (("panel_events", sim.panel_events), ("panel_scores", sim.panel_scores)):
+        spool.replace({k: arrays[f"{prefix}.{k}"] for k in spool.columns})
     sim.daily_rows = list(doc["daily_rows"])
     sim.day = int(doc["day"])

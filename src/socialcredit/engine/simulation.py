@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
+import weakref
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -13,6 +17,7 @@ from socialcredit.behaviour.sampling import sample_day
 from socialcredit.engine.events import FLAG_NAMES, EventBuffer, EventKinds
 from socialcredit.engine.kernels import collect_panel, count_day, involving, structure_hash
 from socialcredit.engine.plan import SCHEDULED, STAGES, Plan, Step
+from socialcredit.engine.spool import Spool
 from socialcredit.errors import ScenarioError, UserError
 from socialcredit.observation.channels import observe_day
 from socialcredit.population import Blocks, Citizens, Graph
@@ -103,8 +108,12 @@ class Simulation:
         self._gated_kinds = {p.kind_code for p in self.plugins["consequences"].values()
                              if hasattr(p, "kind_code")}
         self.daily_rows: list[dict[str, float]] = []
-        self.panel_events: list[dict[str, np.ndarray]] = []
-        self.panel_scores: list[dict[str, np.ndarray]] = []
+        self.spool_dir = Path(tempfile.mkdtemp(prefix="socialcredit-spool-"))
+        weakref.finalize(self, shutil.rmtree, self.spool_dir, True)
+        self.panel_events = Spool(self.spool_dir, "events", {
+            "day": np.int16, "citizen": np.int32, "kind": np.uint8, "flags": np.uint8, "target": np.int32})
+        self.panel_scores = Spool(self.spool_dir, "scores", {
+            "day": np.int16, "citizen": np.int32, "score": np.float32, "points": np.int16, "listed": np.bool_})
         self.timings.update(graph_seconds=t2 - t1, setup_seconds=time.perf_counter() - t0)
 
     def _all_plugins(self) -> list[Any]:
@@ -193,11 +202,10 @@ class Simulation:
         if len(self.trace_ids):
             self._trace_day(day)
         idx = collect_panel(ev.citizen, ev.target, ev.kind_at, self.citizens.flags, dt.FLAG_PANEL)
-        if len(idx):
-            self.panel_events.append({
-                "day": np.full(len(idx), day, np.int16), "citizen": ev.citizen[idx],
-                "kind": ev.kind[idx], "flags": ev.flags[idx], "target": ev.target[idx],
-            })
+        self.panel_events.append(
+            day=np.full(len(idx), day, np.int16), citizen=ev.citizen[idx],
+            kind=ev.kind[idx], flags=ev.flags[idx], target=ev.target[idx],
+        )
 
     def _trace_day(self, day: int) -> None:
         """Log the traced citizens' events of the day and their state at its end."""
@@ -223,10 +231,10 @@ class Simulation:
         row["score_mean"] = float(np.mean(cz.score, dtype=np.float64))
         row["points_mean"] = float(np.mean(cz.points, dtype=np.float64))
         p = self.panel
-        self.panel_scores.append({
-            "day": np.full(len(p), day, np.int16), "citizen": p, "score": cz.score[p].copy(),
-            "points": cz.points[p].copy(), "listed": cz.list_start[p] >= 0,
-        })
+        self.panel_scores.append(
+            day=np.full(len(p), day, np.int16), citizen=p, score=cz.score[p],
+            points=cz.points[p], listed=cz.list_start[p] >= 0,
+        )
 
     def release(self) -> None:
         """Drop the plugins' working arrays once the run is over (outputs do not need them)."""

@@ -29,8 +29,8 @@ def write_run(results: Results, directory: Path, manifest: dict[str, Any]) -> No
     sim = results.sim
     write_citizens(results, directory / "citizens.parquet")
     _write(results.daily, directory / "daily.parquet")
-    _write(_scores(sim), directory / "scores_monthly.parquet")
-    _write(_events(sim), directory / "events.parquet")
+    _write_spool(sim.panel_scores, directory / "scores_monthly.parquet", _scores_table)
+    _write_spool(sim.panel_events, directory / "events.parquet", _events_converter(sim.kinds.names))
     court = sim.find("records", "court-list")
     lists = court.table(sim.day) if court is not None else pl.DataFrame(
         schema={"citizen": pl.Int32, "start_day": pl.Int32, "end_day": pl.Int32, "exit": pl.Categorical})
@@ -105,27 +105,38 @@ def write_citizens(results: Results, path: Path) -> None:
             writer.close()
 
 
-def _scores(sim: Any) -> pl.DataFrame:
-    chunks = sim.panel_scores
-    if not chunks:
-        return pl.DataFrame(schema={"day": pl.Int16, "citizen": pl.Int32, "score": pl.Float32,
-                                    "points": pl.Int16, "listed": pl.Boolean})
-    return pl.DataFrame({k: np.concatenate([c[k] for c in chunks]) for k in chunks[0]})
+def _write_spool(spool: Any, path: Path, convert: Any) -> None:
+    """Write a spooled table in row groups of ``ROW_GROUP`` rows, whatever its chunking."""
+    writer = None
+    try:
+        for block in spool.blocks(ROW_GROUP):
+            table = convert(block)
+            if writer is None:
+                writer = pq.ParquetWriter(path, table.schema, compression=COMPRESSION)
+            writer.write_table(table, row_group_size=ROW_GROUP)
+        if writer is None:
+            pq.write_table(convert(spool.empty()), path, compression=COMPRESSION)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
-def _events(sim: Any) -> pl.DataFrame:
-    chunks = sim.panel_events
-    cols = {k: np.concatenate([c[k] for c in chunks]) if chunks else np.empty(0, t)
-            for k, t in (("day", np.int16), ("citizen", np.int32), ("kind", np.uint8),
-                         ("flags", np.uint8), ("target", np.int32))}
-    kinds = pl.Enum(sim.kinds.names)
-    frame = pl.DataFrame({
-        "day": cols["day"],
-        "citizen": cols["citizen"],
-        "kind": pl.Series(cols["kind"]).replace_strict(dict(enumerate(sim.kinds.names)), return_dtype=kinds),
-        "attributed_to": cols["target"],
-    })
-    flags = cols["flags"]
-    return frame.with_columns(
-        [pl.Series(name, (flags & bit) != 0) for name, bit in FLAG_NAMES.items()]
-    )
+def _scores_table(block: dict[str, np.ndarray]) -> pa.Table:
+    return pa.table({k: pa.array(v) for k, v in block.items()})
+
+
+def _events_converter(kind_names: list[str]) -> Any:
+    names = pa.array(kind_names)
+
+    def convert(block: dict[str, np.ndarray]) -> pa.Table:
+        flags = block["flags"]
+        cols = {
+            "day": pa.array(block["day"]),
+            "citizen": pa.array(block["citizen"]),
+            "kind": pa.DictionaryArray.from_arrays(pa.array(block["kind"].astype(np.int8)), names),
+            "attributed_to": pa.array(block["target"]),
+        }
+        cols.update({name: pa.array((flags & bit) != 0) for name, bit in FLAG_NAMES.items()})
+        return pa.table(cols)
+
+    return convert
