@@ -55,7 +55,7 @@ def _skips(key, n, log1m_p):
     return out
 
 
-def _key(seed=1, stream=int(Stream.BEHAVIOUR), day=0, block=0):
+def _key(seed=1, stream=int(Stream.JUDGMENT), day=0, block=0):
     return stream_key(seed, stream, day, block)
 
 
@@ -109,7 +109,7 @@ def test_below_is_uniform_on_range():
     "other",
     [
         dict(seed=2),
-        dict(stream=int(Stream.BEHAVIOUR) + 1),
+        dict(stream=int(Stream.JUDGMENT) + 1),
         dict(day=1),
         dict(day=-1),
         dict(block=1),

@@ -33,13 +33,15 @@ _INV32 = 1.0 / 4294967296.0  # 2**-32
 
 
 class Stream(IntEnum):
-    """Stable stream ids: one per random decision. Never renumber."""
+    """Stable stream ids: one per random decision. Never renumber.
+
+    Event kinds get their behaviour and observation streams from their names
+    (``engine.events.stable_stream``), so adding a kind moves no other draw.
+    """
 
     POPULATION = 1
     GRAPH = 2
     PANEL = 3
-    BEHAVIOUR = 100  # + event kind index
-    OBSERVE = 300  # + event kind index
     JUDGMENT = 500
     UNFRIEND = 501
 
