@@ -56,9 +56,9 @@ def write_report(run_dir: str | Path, out: str | Path | None = None) -> Path:
 
 def build_report(run: Run) -> str:
     """The report of ``run`` as one HTML string."""
-    data = _Data(run)
+    data = RunData(run)
     groups = [
-        {"title": "Scores and grades", "lede": _panel_lede(data), "charts": [
+        {"title": "Scores and grades", "lede": panel_lede(data), "charts": [
             _guard(score_distribution, data), _guard(grade_shares, data)]},
         {"title": "The court list and its sanctions", "lede": "", "charts": [
             _guard(list_size, data), _guard(denials, data)]},
@@ -73,13 +73,13 @@ def build_report(run: Run) -> str:
             _guard(network, data)]},
     ]
     return render("report.html.j2", title=f"socialcredit report: {run.scenario} ({run.path.name})",
-                  run=_run_facts(run), headline=_headline(run.metrics), groups=groups, metrics=run.metrics)
+                  run=run_facts(run), headline=headline(run.metrics), groups=groups, metrics=run.metrics)
 
 
 # -- data access -------------------------------------------------------------
 
 
-class _Data:
+class RunData:
     """The run's tables, read on demand, only the columns needed."""
 
     def __init__(self, run: Run) -> None:
@@ -128,13 +128,13 @@ class _SkipError(Exception):
     """A chart that cannot be drawn from this run."""
 
 
-def _need(data: _Data, table: str, *columns: str) -> None:
+def _need(data: RunData, table: str, *columns: str) -> None:
     note = data.missing(table, *columns)
     if note:
         raise _SkipError(note)
 
 
-def _guard(build: Callable[[_Data], Chart], data: _Data) -> Chart:
+def _guard(build: Callable[[RunData], Chart], data: RunData) -> Chart:
     try:
         return build(data)
     except _SkipError as skip:
@@ -142,7 +142,7 @@ def _guard(build: Callable[[_Data], Chart], data: _Data) -> Chart:
         return Chart(id=build.__name__.replace("_", "-"), title=title, caption=caption, note=str(skip), wide=wide)
 
 
-def _guard_many(build: Callable[[_Data], list[Chart]], data: _Data) -> list[Chart]:
+def _guard_many(build: Callable[[RunData], list[Chart]], data: RunData) -> list[Chart]:
     try:
         return build(data)
     except _SkipError as skip:
@@ -215,7 +215,7 @@ def _chart(name: str, figure: Any, *, height: int = 360, note: str = "", table: 
 # -- charts ------------------------------------------------------------------
 
 
-def score_distribution(data: _Data) -> Chart:
+def score_distribution(data: RunData) -> Chart:
     """Quantile bands of the panel's platform score per scoring day; first vs last histogram."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -267,7 +267,7 @@ def score_distribution(data: _Data) -> Chart:
                   note=f"Panel of {n:,} citizens (scores_monthly.parquet); {len(days)} scoring days.")
 
 
-def grade_shares(data: _Data) -> Chart:
+def grade_shares(data: RunData) -> Chart:
     """Stacked grade shares of the panel over time and of all citizens at the end."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -319,7 +319,7 @@ def _grade_expr(points: pl.Expr, grades: list[dict[str, Any]]) -> pl.Expr:
     return expr.otherwise(pl.lit(grades[-1]["name"]))
 
 
-def list_size(data: _Data) -> Chart:
+def list_size(data: RunData) -> Chart:
     """Listed citizens per day, entries and exits per day."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -355,7 +355,7 @@ def list_size(data: _Data) -> Chart:
     return _chart("list_size", fig, height=420, note=note)
 
 
-def denials(data: _Data) -> Chart:
+def denials(data: RunData) -> Chart:
     """Denied trips and refused loans per day with a moving average."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -423,7 +423,7 @@ def _quintile(income: np.ndarray) -> np.ndarray:
     return q
 
 
-def _outcomes(data: _Data) -> list[tuple[str, str]]:
+def _outcomes(data: RunData) -> list[tuple[str, str]]:
     return [(key, label) for key, label, column in (
         ("listed_ever", "ever listed", "listed_ever"),
         ("score_low", f"score < {SCORE_CUT}", "score"),
@@ -436,7 +436,7 @@ def _rate(outcome: np.ndarray, mask: np.ndarray) -> float | None:
     return float(np.count_nonzero(outcome & mask)) / size if size else None
 
 
-def disparate_impact(data: _Data) -> list[Chart]:
+def disparate_impact(data: RunData) -> list[Chart]:
     """Two charts: outcome rates by group, and ratios group / reference group with 0.8 and 1.25 marked."""
     outcomes = _outcomes(data)
     if not outcomes:
@@ -556,7 +556,7 @@ def _ratios_figure(labels: list[str], outcomes: list[tuple[str, str]],
     return fig
 
 
-def misattribution(data: _Data) -> Chart:
+def misattribution(data: RunData) -> Chart:
     """Camera detections vs misattributions per day and the running innocent share."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -594,7 +594,7 @@ def misattribution(data: _Data) -> Chart:
     return _chart("misattribution", fig, height=420, note=note)
 
 
-def cascade(data: _Data) -> Chart:
+def cascade(data: RunData) -> Chart:
     """Histogram of income loss (1 − income / income0): ever listed vs never listed."""
     import plotly.graph_objects as go
 
@@ -624,7 +624,7 @@ def cascade(data: _Data) -> Chart:
     return _chart("cascade", fig, height=380, note="; ".join(notes) + ".")
 
 
-def chilling(data: _Data) -> Chart:
+def chilling(data: RunData) -> Chart:
     """Critical posts per day with a moving average."""
     import plotly.graph_objects as go
 
@@ -646,7 +646,7 @@ def chilling(data: _Data) -> Chart:
     return _chart("chilling", fig, height=380, note=note)
 
 
-def network(data: _Data) -> Chart:
+def network(data: RunData) -> Chart:
     """Edges cut per scoring day; share of friendships still active, listed vs not."""
     import plotly.graph_objects as go
     from plotly.subplots import make_subplots
@@ -691,7 +691,8 @@ def network(data: _Data) -> Chart:
 # -- header ------------------------------------------------------------------
 
 
-def _run_facts(run: Run) -> dict[str, Any]:
+def run_facts(run: Run) -> dict[str, Any]:
+    """Scenario, size, seed, panel and timing facts shown in the report's header (and the dashboard)."""
     m, s = run.manifest, run.summary
     wall = m.get("wall_seconds")
     finished = m.get("finished")
@@ -711,7 +712,8 @@ def _run_facts(run: Run) -> dict[str, Any]:
     }
 
 
-def _panel_lede(data: _Data) -> str:
+def panel_lede(data: RunData) -> str:
+    """One sentence saying which citizens the per-citizen charts cover."""
     panel = data.run.manifest.get("panel_citizens")
     n = data.run.summary.get("citizens")
     if isinstance(panel, int) and isinstance(n, int) and panel < n:
@@ -720,6 +722,7 @@ def _panel_lede(data: _Data) -> str:
     return "Scores over time cover every citizen (the panel is the whole population)."
 
 
-def _headline(metrics: dict[str, Any]) -> list[dict[str, str]]:
+def headline(metrics: dict[str, Any]) -> list[dict[str, str]]:
+    """The headline tiles: key, label and formatted value of each headline metric present."""
     return [{"key": key, "label": label, "value": format_number(metrics.get(key), kind)}
             for key, label, kind in HEADLINE if key in metrics]

@@ -84,25 +84,25 @@ class RunData:
         return pl.read_parquet(self.run.path / "citizens.parquet").sort("citizen")
 
     def info(self) -> dict[str, Any]:
-        from socialcredit.analysis.report import _run_facts
+        from socialcredit.analysis.report import run_facts
 
-        facts = _run_facts(self.run)
+        facts = run_facts(self.run)
         facts.pop("path", None)
         return {"name": self.name, **facts}
 
     def summary(self) -> dict[str, Any]:
-        from socialcredit.analysis.report import _headline, _panel_lede
+        from socialcredit.analysis.report import headline, panel_lede
 
-        return {"run": self.info(), "headline": _headline(self.run.metrics), "metrics": self.run.metrics,
-                "panel_note": _panel_lede(self._report_data)}
+        return {"run": self.info(), "headline": headline(self.run.metrics), "metrics": self.run.metrics,
+                "panel_note": panel_lede(self._report_data)}
 
     # -- the report's charts -----------------------------------------------------
 
     @cached_property
     def _report_data(self) -> Any:
-        from socialcredit.analysis.report import _Data
+        from socialcredit.analysis.report import RunData
 
-        return _Data(self.run)
+        return RunData(self.run)
 
     @cached_property
     def charts_json(self) -> bytes:
@@ -111,7 +111,7 @@ class RunData:
 
         data = self._report_data
         groups = [
-            ("Scores and grades", rp._panel_lede(data), [rp._guard(rp.score_distribution, data),
+            ("Scores and grades", rp.panel_lede(data), [rp._guard(rp.score_distribution, data),
                                                          rp._guard(rp.grade_shares, data)]),
             ("The court list and its sanctions", "", [rp._guard(rp.list_size, data), rp._guard(rp.denials, data)]),
             ("Disparate impact", "Rates of adverse outcomes by group; ratios are group / reference group "
