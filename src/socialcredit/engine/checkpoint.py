@@ -81,8 +81,11 @@ def collect(sim: Simulation) -> dict[str, np.ndarray]:
 
 def save(sim: Simulation, directory: Path, meta: dict[str, Any]) -> None:
     """Write a checkpoint of ``sim`` (at the end of day ``sim.day - 1``) to ``directory``."""
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    try:
+        directory.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
+    except OSError as exc:
+        raise UserError(f"checkpoint {directory}: cannot create: {exc.strerror or exc}") from None
     try:
         arrays = collect(sim)
         np.savez(tmp / "state.npz", **arrays)
@@ -99,6 +102,9 @@ def save(sim: Simulation, directory: Path, meta: dict[str, Any]) -> None:
         }
         (tmp / "checkpoint.json").write_text(json.dumps(doc, allow_nan=False), encoding="utf-8")
         replace_directory(tmp, directory)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"checkpoint {directory}: writing failed: {exc.strerror or exc}") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
+from socialcredit.errors import UserError
+
 
 class Spool:
     """Rows of fixed columns, appended in batches, kept in ``directory``."""
@@ -48,10 +50,14 @@ class Spool:
             return
         k = len(self._files)
         files = {}
-        for col in self.columns:
-            path = self.directory / f"{self.name}.{k}.{col}.npy"
-            np.save(path, np.concatenate([b[col] for b in self._buffer]), allow_pickle=False)
-            files[col] = path
+        try:
+            for col in self.columns:
+                path = self.directory / f"{self.name}.{k}.{col}.npy"
+                np.save(path, np.concatenate([b[col] for b in self._buffer]), allow_pickle=False)
+                files[col] = path
+        except OSError as exc:
+            raise UserError(f"spooling the run's {self.name} to {self.directory} failed: "
+                            f"{exc.strerror or exc} (set TMPDIR to a disk with room)") from None
         self._files.append(files)
         self._buffer, self._buffered = [], 0
 
