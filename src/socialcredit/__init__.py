@@ -6,14 +6,15 @@ Citizens are synthetic integer ids; nothing here touches real personal data.
 >>> run = sc.run("ref", citizens=2_000, days=30, seed=1)
 >>> run.citizens.height
 2000
+
+The public names are imported on first use, so ``import socialcredit`` is cheap.
 """
 
 from __future__ import annotations
 
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
-
-from socialcredit.api import Run, load, resume, run
-from socialcredit.scenario import Scenario
+from typing import TYPE_CHECKING, Any
 
 try:
     __version__ = version("socialcredit")
@@ -21,3 +22,18 @@ except PackageNotFoundError:  # running from a source tree
     __version__ = "0.0.0+local"
 
 __all__ = ["Run", "Scenario", "__version__", "load", "resume", "run"]
+
+_LAZY = {"Run": "socialcredit.api", "load": "socialcredit.api", "resume": "socialcredit.api",
+         "run": "socialcredit.api", "Scenario": "socialcredit.scenario"}
+
+if TYPE_CHECKING:
+    from socialcredit.api import Run, load, resume, run
+    from socialcredit.scenario import Scenario
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'socialcredit' has no attribute {name!r}")

@@ -1,5 +1,5 @@
 """``python -m socialcredit``."""
 
-from socialcredit.cli import main
+from socialcredit._entry import main
 
 main()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import signal
 import sys
 import time
 from pathlib import Path
@@ -149,7 +150,10 @@ def _with_progress(name: str, citizens: int, days: int, out_dir: Path, quiet: bo
     except KeyboardInterrupt:
         if progress is not None:
             progress.stop()
-        err.print(f"interrupted: nothing was written to {out_dir}", markup=False, highlight=False)
+        if (out_dir / "summary.json").is_file() and not (out_dir.with_name(out_dir.name + ".checkpoint")).exists():
+            err.print(f"interrupted after {out_dir} was complete", markup=False, highlight=False)
+        else:
+            err.print(f"interrupted: nothing was written to {out_dir}", markup=False, highlight=False)
         raise typer.Exit(130) from None
     finally:
         if progress is not None:
@@ -241,12 +245,18 @@ def main(argv: list[str] | None = None) -> None:
             err.print("interrupted: nothing was written", markup=False)
             sys.exit(130)
         raise
-    sys.exit(code if isinstance(code, int) else 0)
+    _exit(code if isinstance(code, int) else 0)
+
+
+def _exit(code: int) -> None:
+    """Exit; the work is done (or cleanly refused), so a late Ctrl-C cannot change the outcome."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    sys.exit(code)
 
 
 def _fail(message: str) -> None:
     err.print(f"error: {' '.join(message.split())}", markup=False, highlight=False, soft_wrap=True)
-    sys.exit(2)
+    _exit(2)
 
 
 if __name__ == "__main__":
