@@ -26,6 +26,7 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 out = Console()
+_INTERRUPT_REPORTED = False
 
 HEADLINE = (
     ("p_mean", "mean platform score", "{:.1f}"),
@@ -148,6 +149,8 @@ def _with_progress(name: str, citizens: int, days: int, out_dir: Path, quiet: bo
     try:
         result = go(on_setup, on_day)
     except KeyboardInterrupt:
+        global _INTERRUPT_REPORTED
+        _INTERRUPT_REPORTED = True
         if progress is not None:
             progress.stop()
         if (out_dir / "summary.json").is_file() and not (out_dir.with_name(out_dir.name + ".checkpoint")).exists():
@@ -245,7 +248,10 @@ def main(argv: list[str] | None = None) -> None:
             err.print("interrupted: nothing was written", markup=False)
             sys.exit(130)
         raise
-    _exit(code if isinstance(code, int) else 0)
+    code = code if isinstance(code, int) else 0
+    if code == 130 and not _INTERRUPT_REPORTED:  # Ctrl-C before any output was started
+        err.print("interrupted: nothing was written", markup=False)
+    _exit(code)
 
 
 def _exit(code: int) -> None:
