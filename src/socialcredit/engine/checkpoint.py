@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 import zipfile
 import zlib
 from pathlib import Path
@@ -22,7 +21,7 @@ import numpy as np
 
 from socialcredit.engine.kernels import apply_cut_bits, cut_bits
 from socialcredit.errors import UserError
-from socialcredit.io.rundir import replace_directory
+from socialcredit.io.rundir import replace_directory, temp_sibling
 
 if TYPE_CHECKING:
     from socialcredit.engine.simulation import Simulation
@@ -81,11 +80,7 @@ def collect(sim: Simulation) -> dict[str, np.ndarray]:
 
 def save(sim: Simulation, directory: Path, meta: dict[str, Any]) -> None:
     """Write a checkpoint of ``sim`` (at the end of day ``sim.day - 1``) to ``directory``."""
-    try:
-        directory.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
-    except OSError as exc:
-        raise UserError(f"checkpoint {directory}: cannot create: {exc.strerror or exc}") from None
+    tmp = temp_sibling(directory, "checkpoint")
     try:
         arrays = collect(sim)
         np.savez(tmp / "state.npz", **arrays)

@@ -40,8 +40,11 @@ def check_size(citizens: int, days: int, seed: int) -> None:
 
 def preflight(scenario: Scenario) -> None:
     """Resolve a scenario's cross-references (event kinds, plugins) on a tiny population,
-    so that errors surface before any large allocation."""
+    so that errors surface before any large allocation (once per scenario object)."""
+    if getattr(scenario, "_preflight_ok", False):
+        return
     Simulation(scenario, citizens=64, days=1, seed=0)
+    scenario._preflight_ok = True
 
 
 class Simulation:

@@ -45,6 +45,15 @@ def replace_directory(new: Path, target: Path) -> None:
         new.rename(target)
 
 
+def temp_sibling(target: Path, what: str) -> Path:
+    """A new hidden temporary directory next to ``target`` (created with its parents)."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        raise UserError(f"{what} {target}: cannot create: {exc.strerror or exc}") from None
+
+
 @contextlib.contextmanager
 def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary directory next to ``out``; on success it becomes ``out``.
@@ -53,11 +62,7 @@ def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
     is left as it was.
     """
     check_target(out, force)
-    try:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    except OSError as exc:
-        raise UserError(f"--out {out}: cannot create: {exc.strerror or exc}") from None
+    tmp = temp_sibling(out, "--out")
     try:
         yield tmp
         tmp.chmod(0o755)

@@ -186,13 +186,9 @@ class CourtList(Plugin):
     def _due(self, day: int) -> np.ndarray:
         """Citizens listed exactly ``term_days`` ago (some may have left since)."""
         start = day - self.config.term_days
-        days = self.entry_day.view()
-        lo = self._entry_cursor
-        while lo < len(days) and days[lo] < start:
-            lo += 1
-        hi = lo
-        while hi < len(days) and days[hi] == start:
-            hi += 1
+        days = self.entry_day.view()[self._entry_cursor:]  # the log is in day order
+        lo = self._entry_cursor + int(np.searchsorted(days, start, side="left"))
+        hi = self._entry_cursor + int(np.searchsorted(days, start, side="right"))
         self._entry_cursor = lo
         return self.entry_citizen.view()[lo:hi].copy()
 
