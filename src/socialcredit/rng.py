@@ -44,6 +44,7 @@ class Stream(IntEnum):
     PANEL = 3
     JUDGMENT = 500
     UNFRIEND = 501
+    INITIAL_LIST = 502
 
 
 @njit(cache=True, inline="always")

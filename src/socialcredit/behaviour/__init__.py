@@ -1,3 +1,3 @@
 """Behaviour stage: the true events citizens commit each day."""
 
-from socialcredit.behaviour import bernoulli  # noqa: F401  (register plugins)
+from socialcredit.behaviour import bernoulli, formula  # noqa: F401  (register plugins)

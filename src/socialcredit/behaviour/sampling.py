@@ -20,7 +20,7 @@ _URBAN = dt.FLAG_URBAN
 
 
 @njit(cache=True, inline="always")
-def propensity(form, p0, p1, p2, i, day, risk, voice, chill, income, list_start):
+def propensity(form, p0, p1, p2, i, day, risk, voice, chill, income, list_start, table):
     """Per-citizen factor of form ``form`` (see ``events.FORMS``) with parameters p0, p1, p2."""
     if form == 0:
         return 1.0
@@ -38,6 +38,8 @@ def propensity(form, p0, p1, p2, i, day, risk, voice, chill, income, list_start)
         if list_start[i] >= 0 and list_start[i] < day and day - list_start[i] < p0:
             return min(1.0, income[i] / p1)
         return 0.0
+    if form == 7:  # a formula's per-citizen rate, row p0 of the rate table
+        return table[int(p0), i]
     return 0.0
 
 
@@ -45,7 +47,7 @@ def propensity(form, p0, p1, p2, i, day, risk, voice, chill, income, list_start)
 def sample_day(
     seed, day, block_start,
     rate_urban, rate_rural, form, params, bound, log1m_bound, beh_stream,
-    flags, risk, voice, chill, income, list_start,
+    flags, risk, voice, chill, income, list_start, table,
     ev_citizen, ev_kind, ev_flags, slot_start, slot_cap, count, kind_at,
 ):
     """Write the day's true events of every block into its slots, kind by kind;
@@ -72,7 +74,7 @@ def sample_day(
                 if i >= hi:
                     break
                 rate = ru if flags[i] & _URBAN else rr
-                p = rate * propensity(fk, p0, p1, p2, i, day, risk, voice, chill, income, list_start)
+                p = rate * propensity(fk, p0, p1, p2, i, day, risk, voice, chill, income, list_start, table)
                 if u * bk < p:
                     if n < cap:
                         ev_citizen[base + n] = i

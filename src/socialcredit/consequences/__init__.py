@@ -1,3 +1,3 @@
 """Consequences stage: services granted or denied, and feedback through the network."""
 
-from socialcredit.consequences import network, services  # noqa: F401  (register plugins)
+from socialcredit.consequences import network, service, services, shame_board  # noqa: F401  (register plugins)

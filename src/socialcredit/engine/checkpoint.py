@@ -150,7 +150,7 @@ def restore(sim: Simulation, directory: Path, doc: dict[str, Any]) -> None:
             raise UserError(f"{directory}: mismatched checkpoint (array {name} has another shape)")
     for key, value in arrays.items():
         if key.startswith("citizens."):
-            getattr(sim.citizens, key.split(".", 1)[1])[...] = value
+            sim.citizens.get(key.split(".", 1)[1])[...] = value
     apply_cut_bits(sim.graph.neighbours, arrays["graph.cut_bits"])
     for section, plugins in sim.plugins.items():
         for name, plugin in plugins.items():

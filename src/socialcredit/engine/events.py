@@ -43,6 +43,7 @@ FORMS = {
     "prosocial": 4,  # offset - risk
     "risk": 5,  # risk
     "listed_repayment": 6,  # [listed before today, term not over] · min(1, income / income_ref)
+    "table": 7,  # a formula's rate, evaluated per citizen (row p0 of the simulation's rate table)
 }
 
 
@@ -67,6 +68,7 @@ class EventKinds:
     members_only: list[int] = field(default_factory=list)
     false_match: list[float] = field(default_factory=list)
     channel: list[str] = field(default_factory=list)
+    match_row: list[int] = field(default_factory=list)  # row of the false-match multiplier table, -1: none
 
     def add(
         self,
@@ -81,6 +83,8 @@ class EventKinds:
         if name in self.names:
             other = self.owners[self.names.index(name)]
             raise ScenarioError(f"{owner}: event kind {name!r} is already defined by {other}")
+        if form == "table":  # row of the simulation's rate table
+            params = (float(self.form.count(FORMS["table"])), 0.0, 0.0)
         bound = rate_bound(form, params) * max(rate_urban, rate_rural)
         if bound > 1.0:
             raise ScenarioError(
@@ -99,6 +103,7 @@ class EventKinds:
             (self.members_only, 0),
             (self.false_match, 0.0),
             (self.channel, ""),
+            (self.match_row, -1),
         ):
             col.append(val)
         return len(self.names) - 1
@@ -118,6 +123,7 @@ class EventKinds:
         detect_rural: float,
         members_only: bool = False,
         false_match: float = 0.0,
+        match_row: int = -1,
     ) -> None:
         """Let ``channel`` observe kind ``name``."""
         k = self.code(name, channel)
@@ -128,9 +134,14 @@ class EventKinds:
         self.detect_rural[k] = detect_rural
         self.members_only[k] = int(members_only)
         self.false_match[k] = false_match
+        self.match_row[k] = match_row
 
     def __len__(self) -> int:
         return len(self.names)
+
+    def table_rows(self) -> int:
+        """Rows of the rate table (kinds whose rate is a formula)."""
+        return self.form.count(FORMS["table"])
 
     def arrays(self) -> dict[str, np.ndarray]:
         """The table as typed arrays for the kernels."""
@@ -150,6 +161,7 @@ class EventKinds:
             "detect_rural": np.array(self.detect_rural, np.float64),
             "members_only": np.array(self.members_only, np.uint8),
             "false_match": np.array(self.false_match, np.float64),
+            "match_row": np.array(self.match_row, np.int64),
         }
 
 
@@ -164,6 +176,7 @@ def rate_bound(form: str, params: tuple[float, float, float]) -> float:
         "prosocial": p0,
         "risk": 1.0,
         "listed_repayment": 1.0,
+        "table": 0.0,  # set when the formula is evaluated
     }[form]
 
 

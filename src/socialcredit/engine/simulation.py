@@ -15,12 +15,14 @@ import numpy as np
 from socialcredit import dtypes as dt
 from socialcredit.behaviour.sampling import sample_day
 from socialcredit.engine.events import FLAG_NAMES, EventBuffer, EventKinds
+from socialcredit.engine.fields import Fields
 from socialcredit.engine.kernels import collect_panel, count_day, involving, structure_hash
 from socialcredit.engine.plan import SCHEDULED, STAGES, Plan, Step
 from socialcredit.engine.spool import Spool
 from socialcredit.errors import ScenarioError, UserError
 from socialcredit.observation.channels import observe_day
 from socialcredit.population import Blocks, Citizens, Graph
+from socialcredit.records.counters import EventCounters, EventCountersConfig
 from socialcredit.rng import Stream, numpy_generator
 from socialcredit.scenario import Scenario
 
@@ -89,22 +91,38 @@ class Simulation:
         t0 = time.perf_counter()
         population = self.scenario.plugins("population")["population"]
         self.blocks = Blocks.from_region_counts(population.region_counts(self.n, self.seed))
-        t1 = time.perf_counter()
-        self.graph: Graph = self.scenario.plugins("graph")["graph"].build(self.blocks, self.seed)
-        t2 = time.perf_counter()
+        graph = self.scenario.plugins("graph")["graph"]
         self.citizens = Citizens.empty(self.blocks.region_of())
-        population.fill(self.citizens, self.blocks, self.seed)
+        if getattr(graph, "uses_population", False):  # e.g. family edges, homophily by attributes
+            population.fill(self.citizens, self.blocks, self.seed)
+        t1 = time.perf_counter()
+        self.graph: Graph = graph.build(self.blocks, self.seed, self.citizens)
+        t2 = time.perf_counter()
+        if not getattr(graph, "uses_population", False):
+            population.fill(self.citizens, self.blocks, self.seed)
         self._choose_panel(self.scenario.header.output.panel)
         self.spared = np.array(sorted(set(self._spare)), np.int64)
         self.kinds = EventKinds()
+        self.fields = Fields(self)
+        records = self.plugins["records"]
+        if not any(p.kind == "event-counters" for p in records.values()):
+            counters = EventCounters("event_counters", EventCountersConfig())
+            self.plugins["records"] = records = {"event_counters": counters, **records}
+        self.counters = next(p for p in records.values() if p.kind == "event-counters")
         try:
             for plugin in self._all_plugins():
                 plugin.declare(self)
+            self.rate_table = np.zeros((self.kinds.table_rows(), self.n), np.float32)
+            self._match_rows: list[np.ndarray] = []
+            self.counters.setup(self)
             for plugin in self._all_plugins():
-                plugin.setup(self)
+                if plugin is not self.counters:
+                    plugin.setup(self)
         except ScenarioError as exc:  # cross-references between tables: name the file too
             raise ScenarioError(f"{self.scenario.source}: {exc}") from None
         self.kind_arrays = self.kinds.arrays()
+        self.match_table = np.stack(self._match_rows) if self._match_rows else np.zeros((0, 0), np.float32)
+        del self._match_rows
         sizes = np.diff(self.blocks.block_start)
         self.events = EventBuffer.allocate(sizes, float(self.kind_arrays["bound"].sum()), len(self.kinds))
         self.plan = self._build_plan()
@@ -116,8 +134,14 @@ class Simulation:
         self.panel_events = Spool(self.spool_dir, "events", {
             "day": np.int16, "citizen": np.int32, "kind": np.uint8, "flags": np.uint8, "target": np.int32})
         self.panel_scores = Spool(self.spool_dir, "scores", {
-            "day": np.int16, "citizen": np.int32, "score": np.float32, "points": np.int16, "listed": np.bool_})
+            "day": np.int16, "citizen": np.int32, "score": np.float32, "points": np.int16, "listed": np.bool_,
+            **{name: np.float32 for name in self.published()}})
         self.timings.update(graph_seconds=t2 - t1, setup_seconds=time.perf_counter() - t0)
+
+    def add_match_row(self, values: np.ndarray) -> int:
+        """Add a row of per-citizen false-match multipliers (set-up only); return its index."""
+        self._match_rows.append(values.astype(np.float32, copy=False))
+        return len(self._match_rows) - 1
 
     def _all_plugins(self) -> list[Any]:
         return [p for section in PLUGIN_SECTIONS for p in self.plugins[section].values()]
@@ -145,9 +169,12 @@ class Simulation:
         return next((p for p in self.plugins[section].values() if p.kind == kind), None)
 
     def _build_plan(self) -> Plan:
-        steps = [Step("behaviour", f"sample {len(self.kinds)} event kinds", self._behaviour),
-                 Step("observation", f"{sum(1 for c in self.kinds.channel if c)} watched kinds", self._observe)]
+        steps = []
         for stage in STAGES:
+            if stage == "observation":  # after the behaviour plugins (rate refreshes) and before the rest
+                steps += [Step("behaviour", f"sample {len(self.kinds)} event kinds", self._behaviour),
+                          Step("observation", f"{sum(1 for c in self.kinds.channel if c)} watched kinds",
+                               self._observe)]
             entries = [(p.order, p) for p in self._all_plugins() if stage in p.steps]
             for _, plugin in sorted(entries, key=lambda e: e[0]):
                 steps.append(Step(
@@ -167,7 +194,7 @@ class Simulation:
                 self.seed, day, self.blocks.block_start,
                 ka["rate_urban"], ka["rate_rural"], ka["form"], ka["params"], ka["bound"],
                 ka["log1m_bound"], ka["beh_stream"],
-                cz.flags, cz.risk, cz.voice, cz.chill, cz.income, cz.list_start,
+                cz.flags, cz.risk, cz.voice, cz.chill, cz.income, cz.list_start, self.rate_table,
                 ev.citizen, ev.kind, ev.flags, ev.slot_start, ev.slot_cap, ev.count, ev.kind_at,
             )
             if not ev.overflowed():
@@ -179,7 +206,7 @@ class Simulation:
         observe_day(
             self.seed, day, blk.block_start, blk.block_region, blk.region_start,
             ka["detect_urban"], ka["detect_rural"], ka["members_only"], ka["false_match"],
-            ka["obs_stream"], self.citizens.flags, self.spared,
+            ka["match_row"], self.match_table, ka["obs_stream"], self.citizens.flags, self.spared,
             ev.citizen, ev.kind, ev.flags, ev.target, ev.kind_at,
         )
 
@@ -234,20 +261,35 @@ class Simulation:
         row["score_mean"] = float(np.mean(cz.score, dtype=np.float64))
         row["points_mean"] = float(np.mean(cz.points, dtype=np.float64))
         p = self.panel
+        published = self.published()
+        for name, values in published.items():
+            row[f"{name}_mean"] = float(np.mean(values, dtype=np.float64))
         self.panel_scores.append(
             day=np.full(len(p), day, np.int16), citizen=p, score=cz.score[p],
             points=cz.points[p], listed=cz.list_start[p] >= 0,
+            **{name: values[p].astype(np.float32) for name, values in published.items()},
         )
+
+    def published(self) -> dict[str, np.ndarray]:
+        """Per-citizen outputs of plugins beyond the core state (secondary scores, ratings, lists), by name."""
+        out: dict[str, np.ndarray] = {}
+        for plugin in self._all_plugins():
+            if hasattr(plugin, "published"):
+                out.update(plugin.published())
+        return out
 
     def release(self) -> None:
         """Drop the plugins' working arrays once the run is over (outputs do not need them)."""
+        keep = {id(a) for a in self.published().values()}  # written to citizens.parquet
         for plugin in self._all_plugins():
             for key in plugin.state():
-                if isinstance(getattr(plugin, key, None), np.ndarray):
+                value = getattr(plugin, key, None)
+                if isinstance(value, np.ndarray) and id(value) not in keep:
                     setattr(plugin, key, None)
         score = self.find("scoring", "reference-score")
         if score is not None:
             score.scratch = None
+        self.rate_table = None
 
     def step(self) -> None:
         """Run one day (``self.day``) through the plan."""

@@ -62,6 +62,7 @@ def write_citizens(results: Results, path: Path) -> None:
     points = sim.find("records", "points")
     grade_names = points.grade_names() if points is not None else []
     grade_type = pa.dictionary(pa.int8(), pa.string())
+    published = sim.published()
     writer = None
     try:
         for lo in range(0, max(sim.n, 1), ROW_GROUP):
@@ -96,6 +97,8 @@ def write_citizens(results: Results, path: Path) -> None:
                 "active_degree": pa.array(active_degree(offsets, g.neighbours)),
                 "in_panel": pa.array((flags & dt.FLAG_PANEL) != 0),
             })
+            cols.update({name: pa.array(arr[sl]) for name, arr in cz.extra.items()})
+            cols.update({name: pa.array(arr[sl]) for name, arr in published.items() if name not in cols})
             table = pa.table(cols)
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, compression=COMPRESSION)

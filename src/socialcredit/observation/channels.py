@@ -10,9 +10,11 @@ from pydantic import Field
 
 from socialcredit import dtypes as dt
 from socialcredit.engine.events import MISATTRIBUTED, OBSERVED
+from socialcredit.engine.fields import evaluate_everyone
 from socialcredit.engine.plugin import Plugin
 from socialcredit.registry import register
 from socialcredit.rng import below, stream_key, uniform
+from socialcredit.scenario.expressions import Formula, parse
 from socialcredit.scenario.schema import Strict
 
 if TYPE_CHECKING:
@@ -31,6 +33,11 @@ class CameraConfig(Strict):
     false_match: float = Field(
         ge=0.0, le=1.0,
         description="P(a detection is matched to a random other citizen of the same region)",
+    )
+    match_multiplier: Formula | None = Field(
+        None,
+        description="per-actor factor on false_match, a formula over population attributes "
+        "(measured false-match rates differ by demographic group), e.g. \"1 + 2 * female\"",
     )
 
 
@@ -58,9 +65,17 @@ class Camera(Plugin):
     def setup(self, sim: Simulation) -> None:
         """Watch the configured event kinds."""
         c = self.config
+        row = -1
+        if c.match_multiplier is not None:
+            where = f"observation.{self.name}.match_multiplier"
+            expr = parse(c.match_multiplier, where)
+            sim.fields.require(expr, where)
+            values = np.empty(sim.n, np.float32)
+            evaluate_everyone(expr, sim.fields.everyone(expr.names), sim.n, values)
+            row = sim.add_match_row(np.clip(np.nan_to_num(values, nan=1.0), 0.0, 1e6))
         for name in c.events:
             sim.kinds.watch(name, f"observation.{self.name}", c.detect_urban, c.detect_rural,
-                            False, c.false_match)
+                            False, c.false_match, row)
 
 
 @register("observation", "platform")
@@ -92,7 +107,7 @@ class Registry(Plugin):
 @njit(cache=True, parallel=True)
 def observe_day(
     seed, day, block_start, block_region, region_start,
-    detect_urban, detect_rural, members_only, false_match, obs_stream,
+    detect_urban, detect_rural, members_only, false_match, match_row, match_table, obs_stream,
     flags, spared,
     ev_citizen, ev_kind, ev_flags, ev_target, kind_at,
 ):
@@ -123,7 +138,10 @@ def observe_day(
                 if uniform(key, ctr) >= p:
                     continue
                 fl = OBSERVED
-                if false_match[k] > 0.0 and rhi - rlo > 1 and uniform(key, ctr + 1) < false_match[k]:
+                fm = false_match[k]
+                if match_row[k] >= 0:
+                    fm = min(1.0, fm * match_table[match_row[k], i])
+                if fm > 0.0 and rhi - rlo > 1 and uniform(key, ctr + 1) < fm:
                     j = rlo + below(key, ctr + 2, rhi - rlo - 1)
                     j = j + 1 if j >= i else j
                     x = np.searchsorted(spared, j)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import numpy as np
 
@@ -27,6 +27,7 @@ class Citizens:
     list_start: np.ndarray  # DAY, day listed on the court list, NO_DAY if not listed
     score: np.ndarray  # SCORE, platform score
     points: np.ndarray  # POINTS, municipal points
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # population-specific attributes (age, ...)
 
     @property
     def n(self) -> int:
@@ -34,8 +35,18 @@ class Citizens:
         return len(self.region)
 
     def arrays(self) -> dict[str, np.ndarray]:
-        """All attribute arrays by name."""
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        """All attribute arrays by name, the population-specific ones included."""
+        out = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "extra"}
+        out.update(self.extra)
+        return out
+
+    def get(self, name: str) -> np.ndarray:
+        """One attribute array by name (a core field or a population-specific one)."""
+        if name in self.extra:
+            return self.extra[name]
+        if name == "extra" or not hasattr(self, name):
+            raise KeyError(name)
+        return getattr(self, name)
 
     def flag(self, bit: np.uint8) -> np.ndarray:
         """Boolean array of one flag bit."""

@@ -11,6 +11,7 @@ from pydantic import Field
 from socialcredit import dtypes as dt
 from socialcredit.engine.plugin import Plugin
 from socialcredit.population.blocks import Blocks
+from socialcredit.population.citizens import Citizens
 from socialcredit.registry import register
 from socialcredit.rng import Stream, below, stream_key, uniform
 from socialcredit.scenario.schema import Strict
@@ -182,6 +183,6 @@ class RegionalRandom(Plugin):
 
     Config = RegionalRandomConfig
 
-    def build(self, blocks: Blocks, seed: int) -> Graph:
-        """Generate the graph for the citizens laid out by ``blocks``."""
+    def build(self, blocks: Blocks, seed: int, citizens: Citizens | None = None) -> Graph:
+        """Generate the graph for the citizens laid out by ``blocks`` (attributes unused)."""
         return csr_from_draws(blocks.n, seed, self.config.draws, self.config.local_share, blocks)

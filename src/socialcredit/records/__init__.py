@@ -1,3 +1,3 @@
 """Records stage: ledgers, counters and lists kept from observed events."""
 
-from socialcredit.records import court_list, points  # noqa: F401  (register plugins)
+from socialcredit.records import counters, court_list, honour_list, points, sharing  # noqa: F401  (register plugins)

@@ -14,7 +14,7 @@ from socialcredit.engine.events import DEFAULTED, JUDGED, RECHECK, REMOVED
 from socialcredit.engine.kernels import collect
 from socialcredit.engine.plugin import Plugin
 from socialcredit.registry import register
-from socialcredit.rng import Stream, stream_key, uniform
+from socialcredit.rng import Stream, numpy_generator, stream_key, uniform
 from socialcredit.scenario.schema import Safeguards, Strict
 
 if TYPE_CHECKING:
@@ -38,6 +38,11 @@ class CourtListConfig(Strict):
     term_days: int = Field(ge=1, le=dt.MAX_DAYS, description="days a listing lasts")
     repay_rate: float = Field(ge=0, le=1, description="daily P(repay and leave) at full income")
     repay_income: float = Field(gt=0, le=1e9, description="income (CNY/yr) from which repayment is at full rate")
+    initial_share: float = Field(
+        0.0, ge=0, le=0.5,
+        description="share of citizens already on the list at the start (drawn with weight a · s; "
+        "they count as listed on day 0 with a full term)",
+    )
     safeguards: Safeguards = Safeguards()
 
 
@@ -182,6 +187,29 @@ class CourtList(Plugin):
         self.listed_now = 0
         self._entry_cursor = 0
         self._day_counts: dict[str, int] = {}
+        self.initial_ids = np.empty(0, np.int32)
+        if c.initial_share > 0:
+            self._initial_stock(sim)
+
+    def _initial_stock(self, sim: Simulation) -> None:
+        """List a share of citizens at the start, more likely the riskier and poorer (weight a · s)."""
+        c, cz, blk = self.config, sim.citizens, sim.blocks
+        a = c.risk_offset + cz.risk.astype(np.float64)
+        s = np.minimum(c.strain_cap, np.sqrt(c.strain_income / cz.income.astype(np.float64)))
+        weight = a * s
+        p = np.minimum(1.0, c.initial_share * weight / weight.mean())
+        chosen = []
+        for b in range(blk.count):
+            lo, hi = int(blk.block_start[b]), int(blk.block_start[b + 1])
+            u = numpy_generator(sim.seed, Stream.INITIAL_LIST, block=b).random(hi - lo)
+            chosen.append(lo + np.flatnonzero(u < p[lo:hi]))
+        ids = np.concatenate(chosen).astype(np.int32) if chosen else np.empty(0, np.int32)
+        cz.list_start[ids] = 0
+        cz.flags[ids] |= _LISTED_EVER
+        self.entry_citizen.extend(ids)
+        self.entry_day.extend(np.zeros(len(ids), np.int32))
+        self.listed_now = len(ids)
+        self.initial_ids = ids
 
     def _due(self, day: int) -> np.ndarray:
         """Citizens listed exactly ``term_days`` ago (some may have left since)."""

@@ -124,6 +124,8 @@ class Points(Plugin):
         """Apply the day's observed events and new listings to the ledger."""
         c, ev = self.config, sim.events
         extra = self.court.new_listings if self.court is not None else np.empty(0, np.int32)
+        if day == 0 and self.court is not None and len(self.court.initial_ids):  # the list's initial stock
+            extra = np.union1d(extra, self.court.initial_ids).astype(np.int32)
         extra_at = np.searchsorted(extra, sim.blocks.region_start).astype(np.int64)
         apply_points(
             sim.blocks.region_first_block, sim.blocks.region_start, self.deltas, c.min, c.max,

@@ -23,7 +23,7 @@ Probability = Field(ge=0.0, le=1.0)
 
 CONTEXTS = (
     "credit", "public_order", "speech", "civic", "leisure", "consumption", "family",
-    "education", "tax", "health", "travel", "work", "social",
+    "education", "tax", "health", "travel", "work", "social", "housing",
 )
 Context = Literal[CONTEXTS]  # type: ignore[valid-type]
 

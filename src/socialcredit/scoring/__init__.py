@@ -1,3 +1,3 @@
 """Scoring stage: scoring systems, each on its own schedule."""
 
-from socialcredit.scoring import reference  # noqa: F401  (register plugins)
+from socialcredit.scoring import peer_rating, reference, scorecard  # noqa: F401  (register plugins)

@@ -1,0 +1,207 @@
+"""Named per-citizen fields that scenario formulas may read.
+
+A formula (``"0.004 * (0.5 + risk) if urban else 0"``) names fields; this
+module resolves each name to an array over all citizens, or to the values of a
+few citizens (the day's service requests). Names come from four places:
+
+- the citizens' attributes: ``income``, ``risk``, ``urban``, ``listed``, ...,
+  and the population's own (``age``, ``education``, ``parent``, ...);
+- plugins: every scoring system publishes its score under its table's name
+  (``sesame``), the peer rating ``rating``, the red list ``red_listed``, ...;
+- event counters: ``seen_<kind>`` is the observed count of an event kind
+  attributed to the citizen, decayed exponentially (see ``records.counters``);
+  ``total_<kind>`` the same without decay;
+- family and friends: ``parent_<field>`` is the parent's value (0 without a
+  parent), ``friends_<field>`` the mean over active friends (0 without any).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from numba import njit, prange
+
+from socialcredit import dtypes as dt
+from socialcredit.errors import ScenarioError
+
+if TYPE_CHECKING:
+    from socialcredit.engine.simulation import Simulation
+    from socialcredit.scenario.expressions import Expression
+
+CHUNK = 1 << 16  # rows per chunk when a formula is evaluated over everyone
+
+_FLAG_FIELDS = {
+    "urban": dt.FLAG_URBAN,
+    "minority": dt.FLAG_MINORITY,
+    "member": dt.FLAG_MEMBER,
+    "listed_ever": dt.FLAG_LISTED_EVER,
+    "speech_penalised": dt.FLAG_SPEECH_PENALISED,
+}
+_CORE = ("region", "income", "income0", "risk", "voice", "chill", "score", "points")
+
+
+@njit(cache=True, parallel=True)
+def friends_mean(values, offsets, neighbours, ids, out):
+    """Mean of ``values`` over each of ``ids``' active neighbours (0 without any)."""
+    for x in prange(len(ids)):
+        i = ids[x]
+        total = 0.0
+        count = 0
+        for a in range(offsets[i], offsets[i + 1]):
+            j = neighbours[a]
+            if j >= 0:
+                total += values[j]
+                count += 1
+        out[x] = total / count if count else 0.0
+
+
+@njit(cache=True, parallel=True)
+def friends_mean_all(values, offsets, neighbours, out):
+    """Mean of ``values`` over every citizen's active neighbours (0 without any)."""
+    for i in prange(len(offsets) - 1):
+        total = 0.0
+        count = 0
+        for a in range(offsets[i], offsets[i + 1]):
+            j = neighbours[a]
+            if j >= 0:
+                total += values[j]
+                count += 1
+        out[i] = total / count if count else 0.0
+
+
+class Fields:
+    """The field names of one simulation and how to read them."""
+
+    def __init__(self, sim: Simulation) -> None:
+        self.sim = sim
+        self._providers: dict[str, tuple[Callable[[], np.ndarray], str]] = {}
+        cz = sim.citizens
+        for name, bit in _FLAG_FIELDS.items():
+            self.provide(name, _flag_getter(cz, bit), "citizens")
+        for name in _CORE:
+            self.provide(name, _attr_getter(cz, name), "citizens")
+        self.provide("listed", lambda: cz.list_start >= 0, "records (court list)")
+        for name in cz.extra:
+            self.provide(name, _extra_getter(cz, name), "population")
+
+    # -- names ---------------------------------------------------------------
+
+    def provide(self, name: str, getter: Callable[[], np.ndarray], owner: str) -> None:
+        """Publish field ``name`` (read by calling ``getter``), defined by ``owner``."""
+        if name in self._providers and self._providers[name][1] != owner:
+            raise ScenarioError(f"{owner}: field {name!r} is already defined by {self._providers[name][1]}")
+        self._providers[name] = (getter, owner)
+
+    def known(self) -> list[str]:
+        """Every plain field name, plus the patterns of derived ones."""
+        counted = [f"seen_{k}" for k in self.sim.kinds.names]
+        return sorted(self._providers) + counted + ["total_<kind>", "parent_<field>", "friends_<field>"]
+
+    def owner(self, name: str) -> str:
+        """Who defines field ``name`` (for messages and audits)."""
+        base = self._base(name)
+        if base in self._providers:
+            return self._providers[base][1]
+        kind = _counter_kind(base)
+        if kind is not None:
+            return self.sim.kinds.channel[self.sim.kinds.code(kind, "fields")] or "nobody"
+        raise KeyError(name)
+
+    def require(self, expr: Expression, where: str) -> None:
+        """Check that every name of ``expr`` exists; start the counters it needs."""
+        for name in sorted(expr.names):
+            if not self._resolvable(name, where):
+                expr.check_names(self._providers.keys(), where)  # raises, naming position and known names
+                raise ScenarioError(f"{where}: unknown field {name!r}")
+
+    def _resolvable(self, name: str, where: str) -> bool:
+        base = self._base(name)
+        if base in self._providers:
+            return True
+        kind = _counter_kind(base)
+        if kind is None or kind not in self.sim.kinds.names:
+            return False
+        self.sim.counters.track(self.sim.kinds.code(kind, where), decayed=base.startswith("seen_"))
+        return True
+
+    @staticmethod
+    def _base(name: str) -> str:
+        for prefix in ("parent_", "friends_"):
+            if name.startswith(prefix):
+                return name[len(prefix):]
+        return name
+
+    # -- values --------------------------------------------------------------
+
+    def everyone(self, names: Iterable[str]) -> dict[str, np.ndarray]:
+        """Arrays over all citizens for ``names`` (derived fields computed now)."""
+        env: dict[str, np.ndarray] = {}
+        for name in names:
+            env[name] = self._everyone(name)
+        return env
+
+    def _everyone(self, name: str) -> np.ndarray:
+        sim = self.sim
+        if name.startswith("friends_"):
+            values = self._everyone(name[len("friends_"):]).astype(np.float64, copy=False)
+            out = np.empty(sim.n, np.float32)
+            friends_mean_all(values, sim.graph.offsets, sim.graph.neighbours, out)
+            return out
+        if name.startswith("parent_"):
+            return self._at(name, np.arange(sim.n, dtype=np.int64))
+        if name in self._providers:
+            return self._providers[name][0]()
+        return sim.counters.everyone(_counter_kind(name), name.startswith("seen_"), sim.day)
+
+    def at(self, names: Iterable[str], ids: np.ndarray) -> dict[str, np.ndarray]:
+        """Values of ``names`` for the citizens ``ids`` only (work ∝ len(ids))."""
+        ids = np.asarray(ids, np.int64)
+        return {name: self._at(name, ids) for name in names}
+
+    def _at(self, name: str, ids: np.ndarray) -> np.ndarray:
+        sim = self.sim
+        if name.startswith("friends_"):
+            values = self._everyone(name[len("friends_"):])
+            out = np.empty(len(ids), np.float64)
+            friends_mean(values, sim.graph.offsets, sim.graph.neighbours, ids, out)
+            return out
+        if name.startswith("parent_"):
+            parent = sim.citizens.extra.get("parent")
+            if parent is None:
+                return np.zeros(len(ids))
+            p = parent[ids].astype(np.int64)
+            has = p >= 0
+            values = self._at(name[len("parent_"):], np.where(has, p, 0))
+            return np.where(has, values, 0)
+        if name in self._providers:
+            return self._providers[name][0]()[ids]
+        return sim.counters.at(_counter_kind(name), name.startswith("seen_"), sim.day, ids)
+
+
+def evaluate_everyone(expr: Expression, env: dict[str, Any], n: int, out: np.ndarray) -> np.ndarray:
+    """Evaluate ``expr`` over ``n`` citizens chunk by chunk (cache-sized), into ``out``."""
+    for lo in range(0, n, CHUNK):
+        hi = min(n, lo + CHUNK)
+        out[lo:hi] = expr.evaluate(env, lo, hi)
+    return out
+
+
+def _counter_kind(name: str) -> str | None:
+    for prefix in ("seen_", "total_"):
+        if name.startswith(prefix):
+            return name[len(prefix):]
+    return None
+
+
+def _flag_getter(cz: Any, bit: np.uint8) -> Callable[[], np.ndarray]:
+    return lambda: (cz.flags & bit) != 0
+
+
+def _attr_getter(cz: Any, name: str) -> Callable[[], np.ndarray]:
+    return lambda: getattr(cz, name)
+
+
+def _extra_getter(cz: Any, name: str) -> Callable[[], np.ndarray]:
+    return lambda: cz.extra[name]
