@@ -164,7 +164,8 @@ def _observe(citizens, region_start, flags, false_match=1.0, spared=(), detect=1
     observe_day(
         1, 0, block_start, block_region, region_start,
         np.array([detect]), np.array([detect]), np.array([members_only], np.uint8), np.array([false_match]),
-        np.array([-1], np.int64), np.zeros((0, 0), np.float32), np.array([1234], np.int64), np.array(flags, np.uint8), np.array(sorted(spared), np.int64),
+        np.array([-1], np.int64), np.zeros((0, 0), np.float32),
+        np.array([1234], np.int64), np.array(flags, np.uint8), np.array(sorted(spared), np.int64),
         ev_citizen, np.zeros(len(ev_citizen), np.uint8), ev_flags, ev_target, kind_at,
     )
     return ev_flags, ev_target

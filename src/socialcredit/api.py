@@ -24,7 +24,7 @@ from socialcredit.io.rundir import atomic_dir, check_target
 from socialcredit.population import BLOCK_SIZE
 from socialcredit.scenario import Scenario
 
-DEFAULT_SCENARIO = "ref"
+DEFAULT_SCENARIO = "china"
 
 
 def run(

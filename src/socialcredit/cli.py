@@ -71,7 +71,7 @@ def _root(
 
 @app.command("run")
 def run_command(
-    scenario: Annotated[str, typer.Argument(help="Shipped scenario name or path to a .toml file.")] = "ref",
+    scenario: Annotated[str, typer.Argument(help="Shipped scenario name or path to a .toml file.")] = "china",
     citizens: Annotated[int, typer.Option("--citizens", "-n", help="Number of synthetic citizens.")] = 1_000_000,
     days: Annotated[int, typer.Option("--days", "-d", help="Days to simulate.")] = 365,
     seed: Annotated[int, typer.Option("--seed", "-s", help="Random seed.")] = 1,
@@ -213,7 +213,7 @@ def validate_command(
 
 @app.command("plan")
 def plan_command(
-    scenario: Annotated[str, typer.Argument(help="Scenario name or .toml path.")] = "ref",
+    scenario: Annotated[str, typer.Argument(help="Scenario name or .toml path.")] = "china",
 ) -> None:
     """Print the day plan of a scenario: its stages and steps in order."""
     from socialcredit.engine.simulation import Simulation

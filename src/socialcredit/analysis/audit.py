@@ -36,6 +36,12 @@ FOUR_FIFTHS = 0.8
 
 # Event kinds that plugins add themselves, and their contexts.
 BUILT_IN_CONTEXTS = {"repayment": "credit", "trip": "travel", "loan_application": "credit"}
+SCORECARDS = {"scorecard", "sesame", "tencent"}
+SANCTIONING = {"court-list", "points", "reference-score", "travel-ban", "loan-gate", "service", "honour-list",
+               "peer-rating", "shame-board", *SCORECARDS}
+# Population attributes: personal characteristics rather than behaviour.
+PERSONAL = {"age", "female", "urban", "hukou_urban", "education", "minority", "member", "messaging", "consent",
+            "region", "risk", "voice", "sociability", "conscientiousness", "parent"}
 
 
 @dataclass(frozen=True)
@@ -73,6 +79,9 @@ class _Auditor:
         self.contexts = dict(BUILT_IN_CONTEXTS)
         for name, table in self.tables("behaviour"):
             self.contexts[name] = table.get("context", "unknown")
+        for name, table in self.tables("consequences"):
+            if table.get("kind") == "service":
+                self.contexts[name] = table.get("context", "unknown")
         self.court = self._first("records", "court-list")
         self.points = self._first("records", "points")
         self.scores = self.tables("scoring")
@@ -107,6 +116,8 @@ class _Auditor:
         return out
 
     def score_inputs(self, table: dict[str, Any]) -> set[str]:
+        if table.get("kind") in SCORECARDS:
+            return self.system_inputs("", table)
         w = table.get("weights", {})
         out = set()
         if w.get("history"):
@@ -126,6 +137,61 @@ class _Auditor:
         if w.get("relationships"):
             out.add("social")
         return out
+
+    # -- formula-defined systems (scorecards, services, honour lists) ------------
+
+    def formula_names(self, source: str | None) -> set[str]:
+        """Field names a formula reads (none if it does not parse: validation reports that)."""
+        from socialcredit.errors import ScenarioError
+        from socialcredit.scenario.expressions import parse
+
+        if not source:
+            return set()
+        try:
+            return set(parse(source).names)
+        except ScenarioError:
+            return set()
+
+    def name_inputs(self, name: str, seen: frozenset[str] = frozenset()) -> set[str]:
+        """Contexts whose data reach a formula through field ``name``."""
+        for prefix in ("friends_", "parent_"):
+            if name.startswith(prefix):
+                return {"social" if prefix == "friends_" else "family"} | self.name_inputs(name[len(prefix):], seen)
+        for prefix in ("seen_", "total_"):
+            if name.startswith(prefix):
+                return {self.contexts.get(name[len(prefix):], "unknown")}
+        if name in {"listed", "listed_ever"}:
+            return self.court_inputs()
+        if name == "points":
+            return self.points_inputs()
+        if name in {"income", "income0", "wealth", "debt"}:
+            return {"credit"}
+        if name in {"critical_post", "speech_penalised"}:
+            return {"speech"}
+        systems = {n: t for n, t in self.scores} | {n: t for n, t in self.tables("records")
+                                                   if t.get("kind") == "honour-list"}
+        if name in systems and name not in seen:
+            return self.system_inputs(name, systems[name], seen | {name})
+        if name in {"rating", "shamed", "region_shame"}:
+            return {"social"} if name == "rating" else {"public_order"}
+        return {"personal"} if name in PERSONAL else set()
+
+    def system_inputs(self, name: str, table: dict[str, Any], seen: frozenset[str] = frozenset()) -> set[str]:
+        """Contexts of the data a scorecard or honour list is computed from."""
+        out: set[str] = set()
+        for formula in self.system_formulas(table):
+            for field in self.formula_names(formula):
+                out |= self.name_inputs(field, seen | {name})
+        return out
+
+    @staticmethod
+    def system_formulas(table: dict[str, Any]) -> list[str]:
+        if table.get("kind") in SCORECARDS:
+            return [d.get("value", "") for d in table.get("dimensions", {}).values()
+                    if isinstance(d, dict) and d.get("weight", 0) > 0]
+        if table.get("kind") == "honour-list":
+            return [table.get("rule", "")]
+        return []
 
     # -- the checks ----------------------------------------------------------
 
@@ -155,18 +221,49 @@ class _Auditor:
                 self._cross(key, "loan decision", "credit", inputs)
             elif kind == "unfriend" and t.get("probability", 0) > 0:
                 self._cross(key, "social exclusion of listed citizens", "social", self.court_inputs())
+            elif kind == "service":
+                rule = "deny" if t.get("deny") else "allow"
+                inputs: set[str] = set()
+                for field in self.formula_names(t.get(rule)):
+                    inputs |= self.name_inputs(field)
+                what = f"{'refusal' if rule == 'deny' else 'granting'} of {t.get('label') or name}"
+                self._cross(f"{key}.{rule}", what, t.get("context", "unknown"), inputs - {"personal"})
+        for name, t in self.scores:
+            if t.get("kind") in SCORECARDS:
+                self._cross(f"scoring.{name}.dimensions", f"score {name!r} ({t.get('context', 'credit')})",
+                            t.get("context", "credit"), self.score_inputs(t) - {"personal"})
+        channel_contexts = self.channel_contexts()
+        for name, t in self.tables("records"):
+            if t.get("kind") != "data-sharing":
+                continue
+            for i, flow in enumerate(t.get("flows", [])):
+                if not isinstance(flow, dict) or flow.get("consent", True):
+                    continue
+                src = sorted(channel_contexts.get(flow.get("source"), set()))
+                self.add("cross-context", "data shared without consent", f"records.{name}.flows[{i}]",
+                         f"observations of {flow.get('source')} ({', '.join(src) or 'unknown'}) reach "
+                         f"{', '.join(flow.get('to', []))} without the citizen's consent", ART_I)
         if self.points is not None and self.points[1].get("listing_delta"):
             self._cross(f"records.{self.points[0]}.listing_delta", "municipal points deduction for a court listing",
                         "public_order", self.court_inputs())
         for name, t in self.scores:
             w = t.get("weights", {})
-            if w.get("characteristics") and t.get("low_points_value", 1) < 1:
+            if t.get("kind") not in SCORECARDS and w.get("characteristics") and t.get("low_points_value", 1) < 1:
                 self._cross(f"scoring.{name}.low_points_value", "platform score lowered by municipal points",
                             "credit", self.points_inputs())
 
     def disproportionate(self) -> None:
-        sanctions = [t for _, t in self.tables("consequences") if t.get("kind") in {"travel-ban", "unfriend"}]
+        court = self.court_inputs()
+        sanctions = [t for _, t in self.tables("consequences")  # joint punishment: bans outside the debt's context
+                     if t.get("kind") in {"travel-ban", "unfriend"}
+                     or (t.get("kind") == "service" and t.get("deny") and t.get("context") not in court
+                         and "listed" in self.formula_names(t.get("deny")))]
         for name, t in self.tables("consequences"):
+            if t.get("kind") == "service" and t.get("deny") and t.get("income_factor", 1) < 1:
+                self.add("disproportionate", f"refused {t.get('label') or name} cuts income",
+                         f"consequences.{name}.income_factor",
+                         f"every refusal multiplies income by {t['income_factor']}: the penalty compounds with "
+                         "each request and reaches far beyond the original act", ART_II)
             if t.get("kind") == "travel-ban" and t.get("income_factor", 1) < 1:
                 self.add("disproportionate", "denied trips cut income", f"consequences.{name}.income_factor",
                          f"every refused trip multiplies income by {t['income_factor']}: the penalty compounds "
@@ -188,6 +285,23 @@ class _Auditor:
                          "across agencies", ART_II)
 
     def association_and_speech(self) -> None:
+        for section, name, t in self.formula_systems():
+            for formula_key, formula in self.formula_items(t):
+                names = self.formula_names(formula)
+                key = f"{section}.{name}.{formula_key}"
+                friends = sorted(n for n in names if n.startswith("friends_"))
+                family = sorted(n for n in names if n.startswith("parent_"))
+                if friends:
+                    self.add("guilt-by-association", "outcome depends on friends' records", key,
+                             f"reads {', '.join(friends)}: the mean over one's friends", ART_I)
+                if family:
+                    self.add("guilt-by-association", "outcome depends on a parent's record", key,
+                             f"reads {', '.join(family)}: children answer for their parents", ART_I)
+                speech = sorted(n for n in names if n.startswith(("seen_", "total_"))
+                                and self.contexts.get(n.split("_", 1)[1]) == "speech")
+                if speech:
+                    self.add("speech-penalty", "expression lowers the outcome", key,
+                             f"reads {', '.join(speech)}: observed speech counts against the citizen", ART_II)
         for name, t in self.scores:
             if t.get("weights", {}).get("relationships"):
                 self.add("guilt-by-association", "score depends on friends' scores",
@@ -206,12 +320,33 @@ class _Auditor:
                     self.add("speech-penalty", "speech costs municipal points", f"records.{pname}.deltas.{kind}",
                              f"each observed {kind} costs {-v} points", ART_II)
 
+    def formula_systems(self) -> list[tuple[str, str, dict[str, Any]]]:
+        """(section, name, table) of every system defined by formulas."""
+        out = [("scoring", n, t) for n, t in self.scores if t.get("kind") in SCORECARDS]
+        out += [("consequences", n, t) for n, t in self.tables("consequences") if t.get("kind") == "service"]
+        out += [("records", n, t) for n, t in self.tables("records") if t.get("kind") == "honour-list"]
+        return out
+
+    @staticmethod
+    def formula_items(table: dict[str, Any]) -> list[tuple[str, str]]:
+        """(key path below the table, formula) of a system's rules."""
+        if table.get("kind") in SCORECARDS:
+            return [(f"dimensions.{d}.value", v.get("value", "")) for d, v in table.get("dimensions", {}).items()
+                    if isinstance(v, dict) and v.get("weight", 0) > 0]
+        if table.get("kind") == "service":
+            return [(k, table[k]) for k in ("deny", "allow") if table.get(k)]
+        return [("rule", table.get("rule", ""))]
+
+    def channel_contexts(self) -> dict[str, set[str]]:
+        """Contexts of the events each observation channel sees."""
+        return {n: {self.contexts.get(e, "unknown") for e in t.get("events", [])}
+                for n, t in self.tables("observation")}
+
     def safeguards(self) -> None:
         systems = []
         for section in ("records", "scoring", "consequences"):
             for name, t in self.tables(section):
-                if "safeguards" in t or t.get("kind") in {"court-list", "points", "reference-score", "travel-ban",
-                                                          "loan-gate"}:
+                if "safeguards" in t or t.get("kind") in SANCTIONING:
                     systems.append((f"{section}.{name}", t))
         for key, t in systems:
             sg = t.get("safeguards", {})

@@ -1,4 +1,5 @@
-"""CLI commands of the analysis package: ``sql``, ``compare``, ``sweep``, ``report``, ``explain``, ``audit``.
+"""CLI commands of the analysis package: ``sql``, ``compare``, ``sweep``, ``report``, ``explain``, ``audit``,
+``calibrate``.
 
 Thin layers over the modules of this package; heavy imports happen inside the
 commands so that ``socialcredit --help`` stays fast.
@@ -34,6 +35,7 @@ def register(app: typer.Typer) -> None:
     app.command("report")(report_command)
     app.command("explain")(explain_command)
     app.command("audit")(audit_command)
+    app.command("calibrate")(calibrate_command)
     from socialcredit.web.commands import register as _register_web
     _register_web(app)
 
@@ -367,3 +369,70 @@ def audit_command(
             out.print(table)
     if findings or adverse:
         raise typer.Exit(1)
+
+
+# -- calibrate ---------------------------------------------------------------
+
+
+def calibrate_command(
+    scenario: Annotated[str | None, typer.Argument(help="Scenario name or .toml path to run [default: china].")] = None,
+    citizens: Annotated[int | None, typer.Option("--citizens", "-n", help="Citizens to simulate "
+                                                 "[default: 200000].")] = None,
+    days: Annotated[int | None, typer.Option("--days", "-d", help="Days to simulate [default: 365].")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", "-s", help="Random seed [default: 1].")] = None,
+    sets: Annotated[list[str] | None, typer.Option("--set", help="Override a scenario value: key.path=value "
+                                                   "(repeatable).")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run", help="Measure this run directory instead of "
+                                                 "running a scenario.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", "-o", help="Keep the simulated run in this directory.")
+                       ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Compare a run with the published figures of calibration.md; exit 1 if a measured row is out of tolerance.
+
+    Rows the run does not simulate (no such attribute or system) are shown as "not simulated" and do not fail.
+    """
+    import socialcredit.population.china
+    import socialcredit.population.homophilous  # noqa: F401  (register the china kinds)
+    from socialcredit.analysis.calibrate import calibrate, passed, to_json
+    from socialcredit.errors import UserError
+
+    if run_dir is not None:
+        given = [name for name, v in (("SCENARIO", scenario), ("--citizens", citizens), ("--days", days),
+                                      ("--seed", seed), ("--set", sets), ("--out", out_dir)) if v]
+        if given:
+            raise UserError(f"--run measures an existing run: {', '.join(given)} cannot be used with it")
+    elif not as_json:
+        err.print(f"[dim]running {scenario or 'china'}: {citizens or 200_000:,} citizens × {days or 365} days...[/dim]")
+    run, rows = calibrate(scenario, run_dir=run_dir, citizens=citizens or 200_000, days=days or 365,
+                          seed=1 if seed is None else seed, sets=sets, out=out_dir)
+    if as_json:
+        sys.stdout.write(to_json(run, rows) + "\n")
+    else:
+        _print_calibration(run, rows)
+    if not passed(rows):
+        raise typer.Exit(1)
+
+
+def _print_calibration(run: Any, rows: list[Any]) -> None:
+    from socialcredit.analysis.calibrate import fmt_error, fmt_tolerance, fmt_value
+
+    s = run.summary
+    table = Table(title=f"Calibration of {s['scenario']} ({s['citizens']:,} citizens × {s['days']} days, "
+                  f"seed {s['seed']}) against calibration.md", title_justify="left", box=None,
+                  header_style="bold", padding=(0, 1))
+    for name, justify in (("quantity", "left"), ("simulated", "right"), ("target", "right"), ("error", "right"),
+                          ("tolerance", "right"), ("ok", "left"), ("mark", "left")):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    styles = {"ok": "[green]ok[/green]", "FAIL": "[bold red]FAIL[/bold red]",
+              "informative": "[dim]informative[/dim]", "not simulated": "[dim]not simulated[/dim]"}
+    for r in rows:
+        t = r.target
+        table.add_row(t.label.replace("[", r"\["), fmt_value(r.value, t.unit), fmt_value(t.target, t.unit),
+                      fmt_error(r), fmt_tolerance(t), styles[r.status], t.mark)
+    out.print(table)
+    failed = [r.target.key for r in rows if r.status == "FAIL"]
+    measured = sum(r.ok is not None for r in rows)
+    verdict = f"[bold red]{len(failed)} of {measured} measured rows out of tolerance[/bold red]: {', '.join(failed)}" \
+        if failed else f"[green]all {measured} measured rows within tolerance[/green]"
+    out.print(verdict)

@@ -116,6 +116,8 @@ class Points(Plugin):
         c = self.config
         self.deltas = np.zeros(len(sim.kinds), np.int64)
         for name, delta in c.deltas.items():
+            if delta == 0:  # a zero delta is a no-op (lets a scenario switch off an inherited one)
+                continue
             self.deltas[sim.kinds.code(name, f"records.{self.name}.deltas")] = delta
         sim.citizens.points[:] = c.base
         self.court = sim.find("records", "court-list")

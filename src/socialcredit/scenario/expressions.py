@@ -649,7 +649,7 @@ def _compile(source: str) -> _Compiled | _FormulaError:
     try:
         return _compile_uncached(source)
     except _FormulaError as problem:
-        return problem
+        return problem.with_traceback(None)  # cached: keep no frames alive
 
 
 def _compile_uncached(source: str) -> _Compiled:
@@ -701,7 +701,10 @@ def _listing(names: Iterable[str]) -> str:
 
 
 class Expression:
-    """A parsed, checked and compiled formula.
+    """A parsed, checked and compiled formula (immutable; safe to share between threads).
+
+    Made by :func:`parse`; ``where`` (the origin given to it) prefixes the
+    messages of errors raised while evaluating.
 
     >>> e = parse("clip(2 * x, 0, 1)")
     >>> sorted(e.names), sorted(e.functions)
@@ -837,6 +840,8 @@ def parse(source: str, where: str = "expression") -> Expression:
 
 def check_syntax(source: str) -> str:
     """Pydantic ``AfterValidator``: return ``source`` if it parses, else raise ``ValueError`` (one line)."""
+    if not isinstance(source, str):
+        raise ValueError(f"expected a formula string, got {type(source).__name__}")
     result = _compile(source)
     if isinstance(result, _FormulaError):
         raise ValueError(one_line(result.text()))

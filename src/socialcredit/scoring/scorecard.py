@@ -105,6 +105,8 @@ class Scorecard(Plugin):
         where = f"scoring.{self.name}"
         self.dims = []
         for name, dim in c.dimensions.items():
+            if dim.weight == 0:  # a switched-off dimension reads nothing
+                continue
             expr = parse(dim.value, f"{where}.dimensions.{name}.value")
             sim.fields.require(expr, f"{where}.dimensions.{name}.value")
             self.dims.append((name, dim.weight, expr))
@@ -170,7 +172,7 @@ class Scorecard(Plugin):
         before = sim.fields.everyone([self.name])[self.name]
         for i in sim.trace_ids:
             i = int(i)
-            parts = {name: float(np.clip(np.nan_to_num(expr.evaluate(env, i, i + 1), nan=0.0), 0, 1)[0])
+            parts = {name: float(np.clip(np.nan_to_num(np.atleast_1d(expr.evaluate(env, i, i + 1)), nan=0.0), 0, 1)[0])
                      for name, _, expr in self.dims}
             sim.trace.append({
                 "what": "score", "system": self.name, "day": day, "citizen": i,
