@@ -12,7 +12,14 @@ The public names are imported on first use, so ``import socialcredit`` is cheap.
 
 from __future__ import annotations
 
-from importlib import import_module
+import os
+
+# The numba kernels own the cores. Idle OpenBLAS worker threads (started by
+# numpy's first BLAS call) spin beside them and slow every parallel kernel
+# launch by milliseconds; nothing here needs a threaded BLAS.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from importlib import import_module  # noqa: E402
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 

@@ -48,6 +48,12 @@ METRICS_9_4 = (
 )
 
 
+def has_primary_score(sim: Simulation) -> bool:
+    """Whether some scoring system computes the citizens' platform score ``score``."""
+    return any(p.kind == "reference-score" or getattr(p.config, "primary", False)
+               for p in sim.plugins["scoring"].values())
+
+
 def column(rows: list[dict[str, Any]], name: str) -> np.ndarray:
     """One column of the daily rows (missing values count as 0)."""
     return np.array([row.get(name) or 0 for row in rows], dtype=np.float64)
@@ -67,7 +73,8 @@ def summary_metrics(sim: Simulation, daily: list[dict[str, Any]]) -> dict[str, f
     def per_1000(value: float) -> float:
         return 1000.0 * value / n
 
-    if sim.plugins["scoring"]:
+    primary = has_primary_score(sim)
+    if primary:
         score = cz.score
         mean, sd = mean_sd(score)
         out.update(
@@ -88,8 +95,15 @@ def summary_metrics(sim: Simulation, daily: list[dict[str, Any]]) -> dict[str, f
         out["listed_now_share"] = share(cz.list_start >= 0)
         out["listed_ever_share"] = share(listed_ever)
         out["judgments_per_1000"] = per_1000(total("judgments"))
-    out["denied_trips_per_1000"] = per_1000(total("trip_denied"))
-    out["loans_denied_per_1000"] = per_1000(total("loan_application_denied"))
+    trips, loans = ["trip_denied"], ["loan_application_denied"]
+    for name, plugin in sim.plugins["consequences"].items():  # bans defined as services
+        if plugin.kind == "service" and plugin.config.deny is not None:
+            if plugin.config.context == "travel":
+                trips.append(f"{name}_denied")
+            elif plugin.config.context == "credit":
+                loans.append(f"{name}_denied")
+    out["denied_trips_per_1000"] = per_1000(sum(total(c) for c in trips))
+    out["loans_denied_per_1000"] = per_1000(sum(total(c) for c in loans))
     camera_kinds = [k for k, fm in zip(sim.kinds.names, sim.kinds.false_match, strict=True) if fm > 0]
     shown = sum(total(f"{k}_observed") for k in camera_kinds)
     wrong = sum(total(f"{k}_misattributed") for k in camera_kinds)
@@ -108,7 +122,7 @@ def summary_metrics(sim: Simulation, daily: list[dict[str, Any]]) -> dict[str, f
         out["chilling_reduction"] = 1.0 - last / first if first else None
     if court is not None:
         out["di_listed_ever_minority"] = ratio(listed_ever, minority)
-    if sim.plugins["scoring"]:
+    if primary:
         out["di_p_below_600_minority"] = ratio(cz.score < 600, minority)
     if points is not None:
         out["di_m_below_960_urban"] = ratio(cz.points < 960, urban)
