@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -27,6 +27,9 @@ from socialcredit.analysis.runs import open_run
 from socialcredit.api import Run
 from socialcredit.errors import UserError
 from socialcredit.population.china import provinces, target_rows
+
+if TYPE_CHECKING:
+    from socialcredit.scenario import Scenario
 
 KINDS = ("absolute", "relative", "at_most", "informative")
 YEAR_DAYS = 365.0
@@ -307,8 +310,20 @@ def passed(rows: list[Row]) -> bool:
     return all(r.ok is not False for r in rows)
 
 
-def calibrate(scenario: str | None = None, *, run_dir: str | Path | None = None, citizens: int = 200_000,
-              days: int = 365, seed: int = 1, sets: list[str] | None = None,
+def load_scenario(scenario: str | Path | None = None, sets: list[str] | None = None, citizens: int = 200_000,
+                  days: int = 365, seed: int = 1) -> Scenario:
+    """The scenario to run (default ``china``) with ``--set`` overrides, checked before any work."""
+    from socialcredit.engine.simulation import check_size, preflight
+    from socialcredit.scenario import Scenario
+
+    scn = Scenario.load(scenario or "china").with_sets(sets or [])
+    check_size(citizens, days, seed)
+    preflight(scn)
+    return scn
+
+
+def calibrate(scenario: str | Path | Scenario | None = None, *, run_dir: str | Path | None = None,
+              citizens: int = 200_000, days: int = 365, seed: int = 1, sets: list[str] | None = None,
               out: str | Path | None = None) -> tuple[Run, list[Row]]:
     """Run ``scenario`` (kept in ``out`` if given), or open ``run_dir``, and compare it with the targets."""
     if run_dir is not None:
@@ -317,7 +332,7 @@ def calibrate(scenario: str | None = None, *, run_dir: str | Path | None = None,
         from socialcredit import api
         from socialcredit.scenario import Scenario
 
-        scn = Scenario.load(scenario or "china").with_sets(sets or [])
+        scn = scenario if isinstance(scenario, Scenario) else load_scenario(scenario, sets, citizens, days, seed)
         run = api.run(scn, citizens=citizens, days=days, seed=seed, out=out)
     return run, calibrate_run(run)
 

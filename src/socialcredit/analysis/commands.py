@@ -392,20 +392,27 @@ def calibrate_command(
 
     Rows the run does not simulate (no such attribute or system) are shown as "not simulated" and do not fail.
     """
-    import socialcredit.population.china
-    import socialcredit.population.homophilous  # noqa: F401  (register the china kinds)
-    from socialcredit.analysis.calibrate import calibrate, passed, to_json
+    from socialcredit.analysis.calibrate import calibrate, load_scenario, passed, to_json
     from socialcredit.errors import UserError
 
+    scn = None
+    n = 200_000 if citizens is None else citizens
+    d = 365 if days is None else days
+    s = 1 if seed is None else seed
     if run_dir is not None:
         given = [name for name, v in (("SCENARIO", scenario), ("--citizens", citizens), ("--days", days),
-                                      ("--seed", seed), ("--set", sets), ("--out", out_dir)) if v]
+                                      ("--seed", seed), ("--set", sets), ("--out", out_dir)) if v is not None]
         if given:
             raise UserError(f"--run measures an existing run: {', '.join(given)} cannot be used with it")
-    elif not as_json:
-        err.print(f"[dim]running {scenario or 'china'}: {citizens or 200_000:,} citizens × {days or 365} days...[/dim]")
-    run, rows = calibrate(scenario, run_dir=run_dir, citizens=citizens or 200_000, days=days or 365,
-                          seed=1 if seed is None else seed, sets=sets, out=out_dir)
+    else:
+        if out_dir is not None:
+            from socialcredit.io.rundir import check_target
+
+            check_target(out_dir, False)
+        scn = load_scenario(scenario, sets, n, d, s)
+        if not as_json:
+            err.print(f"[dim]running {scn.name}: {n:,} citizens × {d} days...[/dim]")
+    run, rows = calibrate(scn, run_dir=run_dir, citizens=n, days=d, seed=s, out=out_dir)
     if as_json:
         sys.stdout.write(to_json(run, rows) + "\n")
     else:
@@ -423,7 +430,7 @@ def _print_calibration(run: Any, rows: list[Any]) -> None:
                   header_style="bold", padding=(0, 1))
     for name, justify in (("quantity", "left"), ("simulated", "right"), ("target", "right"), ("error", "right"),
                           ("tolerance", "right"), ("ok", "left"), ("mark", "left")):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        table.add_column(name, justify=justify, no_wrap=name != "quantity")  # type: ignore[arg-type]
     styles = {"ok": "[green]ok[/green]", "FAIL": "[bold red]FAIL[/bold red]",
               "informative": "[dim]informative[/dim]", "not simulated": "[dim]not simulated[/dim]"}
     for r in rows:

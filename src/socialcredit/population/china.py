@@ -24,13 +24,29 @@ income): rural citizens first, poorest first, then urban citizens, poorest
 first. So citizens close in id are similar (same province, same side of the
 urban/rural divide, similar income): the ``homophilous`` graph relies on it.
 
-Determinism. Everything is a pure function of (seed, block): phase 1 draws
-urban, minority and income from ``numpy_generator(seed, POPULATION, block=b)``;
-each province is then sorted by (urban, income) with a stable sort; phase 2
-draws the other attributes for the sorted positions of block ``b`` from the
-same address on day -2; internet and payment intercepts are then solved on
-whole-population cell counts (deterministic); phase 3 finds parents with the
-block's day -3 stream. No draw depends on thread counts.
+Income. Each (province, urban/rural) group has a mean: the province's 2023
+income relative to the population-weighted mean, times the published national
+mean × ``income_level``, split so urban = ``urban_income_ratio`` × rural. Within
+a group (minorities × ``minority_income``, group mean kept), income = mean ×
+X with E[X] = 1, X increasing in a normal score z: lognormal body, Pareto upper
+tail (top ``income_top_share``), power-law lower tail (bottom
+``income_bottom_share``) — the body alone cannot give a Gini of 0.465 with a
+mean/median of 1.19. The NBS figures are not mutually consistent with a
+66.16 % urban share: 0.6616 × 51,821 + 0.3384 × 21,691 = 41,625, 6 % above the
+published mean of 39,218 (the household survey's urban weight is about 58 %).
+The defaults split the gap (mean about +2 %, urban and rural means about -4 %
+and -3 %), within every tolerance. Education, hukou and the income rank share
+the score z (Gaussian copulas), so they correlate with income.
+
+Determinism. Everything is a pure function of the seed and the block layout:
+phase 1 draws urban, minority and income from
+``numpy_generator(seed, POPULATION, block=b)``; each province is then ordered
+by (urban, income, drawn position) — unique keys, so every sort algorithm gives
+the same order; phase 2 draws the other attributes for the sorted positions of
+block ``b`` from the same address on day -2; internet and payment intercepts
+are solved on whole-population cell counts; phase 3 finds parents with
+counter-based draws of the block's day -3 stream. Nothing depends on thread
+counts.
 """
 
 from __future__ import annotations
@@ -206,7 +222,7 @@ class ChinaPopulationConfig(Strict):
                                    "majority of the same province and urban group (group means kept)")
     # income: group means
     income_level: float = Field(1.02, gt=0.2, le=5, description="national mean income as a multiple of the "
-                                "published mean; >1 splits the gap between the NBS means (see docs)")
+                                "published mean; >1 splits the gap between the NBS means (module docstring)")
     urban_income_ratio: float = Field(2.2, ge=1, le=10, description="urban / rural mean income within a province")
     # income: shape within a group (mean 1): lognormal body, power-law bottom, Pareto top
     income_sigma: float = Field(0.3, gt=0, le=3, description="sd of log income in the lognormal body")

@@ -12,12 +12,14 @@ citizen with a ``parent`` gets an edge to the parent. Undirected; self-loops
 and duplicates dropped.
 
 Built like ``graph.csr_from_draws``: counter-based draws from per-block streams
-are regenerated in two passes (count, then fill), then rows are sorted,
-de-duplicated and compacted in place with its helpers. Draws that stay in the
-province are made province by province in parallel (each touches only its own
-province's rows). The few that leave the province are generated block by block
-in parallel into bins by target province (the only edges held in a list, about
-``1 - local_share`` of them), then written province by province.
+(stream day -2) are regenerated in two passes (count, then fill), then rows are
+sorted, de-duplicated and compacted in place with its helpers. Draws per
+citizen, and how many of them leave the province (a binomial by inversion),
+are drawn once. Province draws are made province by province in parallel (each
+touches only its own province's rows). Draws that leave the province are
+written into bins by target province (the only edges held in a list, about
+``1 - local_share`` of them), then both ends are written in parallel, by source
+block and by target province. So the result does not depend on thread counts.
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ class HomophilousConfig(Strict):
                               "is about twice this, plus family edges)")
     tail_exponent: float = Field(2.2, gt=1.05, le=20, description="Pareto exponent of draws per citizen "
                                  "(smaller: heavier tail)")
-    max_draws: int = Field(300, ge=1, le=10_000, description="cap on draws per citizen")
+    max_draws: int = Field(300, ge=1, le=1000, description="cap on draws per citizen")
     local_share: float = Field(0.85, ge=0, le=1, description="P(a draw stays in the citizen's province)")
     near_share: float = Field(0.6, ge=0, le=1, description="P(a draw that stays is near in id: similar "
                               "urban status and income)")
@@ -61,21 +63,27 @@ class HomophilousConfig(Strict):
 
 
 @njit(cache=True, inline="always")
-def _national_count(u, k, p):
-    """Binomial(k, p) by inversion of the uniform ``u`` (k is small on average)."""
+def _national_count(u, k, p, pow_table):
+    """Binomial(k, p) by inversion of the uniform ``u`` (k is small on average).
+
+    ``pow_table[k]`` = max(p, 1 - p)^k; inverting the count of the likelier
+    outcome keeps the first term away from underflow (k <= 1000).
+    """
     if p <= 0.0:
         return 0
     if p >= 1.0:
         return k
-    ratio = p / (1.0 - p)
-    pmf = (1.0 - p) ** k
+    flip = p > 0.5
+    q = 1.0 - p if flip else p
+    ratio = q / (1.0 - q)
+    pmf = pow_table[k]
     cdf = pmf
     x = 0
     while u > cdf and x < k:
         pmf *= (k - x) / (x + 1.0) * ratio
         x += 1
         cdf += pmf
-    return x
+    return k - x if flip else x
 
 
 @njit(cache=True, parallel=True)
@@ -83,6 +91,7 @@ def _draw_counts(seed, block_start, block_region, region_start, scale, x_min, in
     """Draws per citizen: D_i = floor(x_min · scale_i · U^(-1/alpha)) capped, split into province draws
     and national ones (Binomial(D_i, 1 - local); all national in a province of one)."""
     lonely = region_start[-1] < 2  # nobody to draw
+    pow_table = max(local, 1.0 - local) ** np.arange(cap + 1).astype(np.float64)
     for b in prange(len(block_region)):
         key = stream_key(seed, _GRAPH, _DAY, b)
         r = block_region[b]
@@ -91,7 +100,7 @@ def _draw_counts(seed, block_start, block_region, region_start, scale, x_min, in
         for i in range(lo, block_start[b + 1]):
             base = (i - lo) * (2 + 2 * cap)
             k = 0 if lonely else min(cap, int(x_min * scale[i] * uniform_open(key, base) ** (-inv_alpha)))
-            nat = k if alone else _national_count(uniform(key, base + 1), k, 1.0 - local)
+            nat = k if alone else _national_count(uniform(key, base + 1), k, 1.0 - local, pow_table)
             k_loc[i] = k - nat
             k_nat[i] = nat
 
@@ -263,7 +272,7 @@ def homophilous_csr(blocks: Blocks, seed: int, config: HomophilousConfig,
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(deg, out=offsets[1:])
     nbr = np.empty(int(offsets[-1]), dt.CITIZEN_ID)
-    ptr = offsets[:-1].copy()
+    ptr = offsets[:-1].astype(dt.offsets_dtype(len(nbr)))  # next free entry of each row
     run(FILL, deg, ptr, nbr, bins, no_ids, no_ids)
     _near_ends(src, dst, slots, bins, ptr, nbr)
     _far_ends(dst, src, region_bin, deg, ptr, nbr, True)
