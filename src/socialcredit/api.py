@@ -58,7 +58,7 @@ def run(
     check_size(citizens, days, seed)
     if checkpoint_every is not None and not 1 <= checkpoint_every <= days:
         raise UserError(f"--checkpoint-every must be between 1 and --days ({days}) (got {checkpoint_every})")
-    preflight(scn)
+    preflight(scn, citizens)
     temporary = out is None
     if temporary and checkpoint_every:
         raise UserError("--checkpoint-every needs an output directory")

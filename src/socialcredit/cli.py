@@ -94,7 +94,7 @@ def run_command(
 
     scn = Scenario.load(scenario).with_sets(sets or [])
     check_size(citizens, days, seed)
-    preflight(scn)
+    preflight(scn, citizens)
     if out_dir is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
         out_dir = Path("runs") / f"{scn.name}-{stamp}"
@@ -216,10 +216,10 @@ def plan_command(
     scenario: Annotated[str, typer.Argument(help="Scenario name or .toml path.")] = "china",
 ) -> None:
     """Print the day plan of a scenario: its stages and steps in order."""
-    from socialcredit.engine.simulation import Simulation
+    from socialcredit.engine.simulation import dry_run
     from socialcredit.scenario import Scenario
 
-    sim = Simulation(Scenario.load(scenario), citizens=100, days=1, seed=0)
+    sim = dry_run(Scenario.load(scenario), citizens=100)
     out.print(str(sim.plan))
 
 

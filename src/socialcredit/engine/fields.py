@@ -111,10 +111,10 @@ class Fields:
 
     def require(self, expr: Expression, where: str) -> None:
         """Check that every name of ``expr`` exists; start the counters it needs."""
-        for name in sorted(expr.names):
-            if not self._resolvable(name, where):
-                expr.check_names(self._providers.keys(), where)  # raises, naming position and known names
-                raise ScenarioError(f"{where}: unknown field {name!r}")
+        resolvable = {name for name in expr.names if self._resolvable(name, where)}
+        if resolvable != expr.names:  # names the first unknown one in the source, with its column
+            expr.check_names([*self._providers, *resolvable, *self.known()], where)
+            raise ScenarioError(f"{where}: unknown field {sorted(expr.names - resolvable)[0]!r}")
 
     def _resolvable(self, name: str, where: str) -> bool:
         base = self._base(name)

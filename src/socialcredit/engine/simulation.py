@@ -7,6 +7,7 @@ import tempfile
 import time
 import weakref
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -40,13 +41,35 @@ def check_size(citizens: int, days: int, seed: int) -> None:
         raise UserError(f"--seed must be between 0 and 2**63 - 1 (got {seed})")
 
 
-def preflight(scenario: Scenario) -> None:
+DRY_RUN: ContextVar[bool] = ContextVar("socialcredit_dry_run", default=False)
+
+
+def dry_run(scenario: Scenario, citizens: int = 64) -> Simulation:
+    """A simulation of ``scenario`` on a tiny population, for checks and plans.
+
+    While it is built ``DRY_RUN`` is true, so a population of fixed size (a
+    file) validates its input in full and then tiles or thins it to ``citizens``.
+    """
+    token = DRY_RUN.set(True)
+    try:
+        return Simulation(scenario, citizens=citizens, days=1, seed=0)
+    finally:
+        DRY_RUN.reset(token)
+
+
+def preflight(scenario: Scenario, citizens: int | None = None) -> None:
     """Resolve a scenario's cross-references (event kinds, plugins) on a tiny population,
-    so that errors surface before any large allocation (once per scenario object)."""
-    if getattr(scenario, "_preflight_ok", False):
-        return
-    Simulation(scenario, citizens=64, days=1, seed=0)
-    scenario._preflight_ok = True
+    so that errors surface before any large allocation (once per scenario object);
+    with ``citizens``, also check it against a population of fixed size."""
+    if not getattr(scenario, "_preflight_ok", False):
+        dry_run(scenario)
+        scenario._preflight_ok = True
+    population = scenario.plugins("population")["population"]
+    fixed = getattr(population, "fixed_citizens", None)
+    if citizens is not None and fixed is not None and fixed() != citizens:
+        where = getattr(population, "path", scenario.source)  # the population file, if any
+        raise UserError(f"{where}: {fixed()} rows but --citizens is {citizens} "
+                        "(a Parquet population runs with exactly one citizen per row)")
 
 
 class Simulation:

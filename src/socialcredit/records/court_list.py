@@ -157,6 +157,19 @@ class _Log:
         return self.data[: self.n]
 
 
+def _capped_shares(weight: np.ndarray, share: float) -> np.ndarray:
+    """Probabilities min(1, k · weight) whose mean is ``share`` (k found by bisection,
+    so the excess of capped citizens goes to the others)."""
+    lo, hi = 0.0, 1.0 / max(float(weight[weight > 0].min(initial=1.0)), 1e-12)
+    for _ in range(40):
+        k = 0.5 * (lo + hi)
+        if np.minimum(1.0, k * weight).mean() < share:
+            lo = k
+        else:
+            hi = k
+    return np.minimum(1.0, hi * weight)
+
+
 @register("records", "court-list")
 class CourtList(Plugin):
     """SPC-style list of dishonest persons subject to enforcement."""
@@ -196,8 +209,8 @@ class CourtList(Plugin):
         c, cz, blk = self.config, sim.citizens, sim.blocks
         a = c.risk_offset + cz.risk.astype(np.float64)
         s = np.minimum(c.strain_cap, np.sqrt(c.strain_income / cz.income.astype(np.float64)))
-        weight = a * s
-        p = np.minimum(1.0, c.initial_share * weight / weight.mean())
+        weight = a * s / (a * s).mean()
+        p = _capped_shares(weight, c.initial_share)
         chosen = []
         for b in range(blk.count):
             lo, hi = int(blk.block_start[b]), int(blk.block_start[b + 1])

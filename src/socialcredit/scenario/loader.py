@@ -159,7 +159,7 @@ def _plugin(section: str, name: str, table: Any, source: str, where: str) -> Any
 
 def _model(model: type[BaseModel], data: dict[str, Any], source: str, where: str) -> Any:
     try:
-        return model.model_validate(data)
+        return model.model_validate(data, context={"source": source})
     except ValidationError as exc:
         err = exc.errors()[0]
         loc = ".".join(str(p) for p in (where.split(".") if where else []) + list(err["loc"]))

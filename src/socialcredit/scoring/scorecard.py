@@ -27,7 +27,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from socialcredit import dtypes as dt
-from socialcredit.engine.fields import CHUNK
+from socialcredit.engine.fields import CHUNK, friends_mean_all
 from socialcredit.engine.plugin import Plugin
 from socialcredit.errors import ScenarioError
 from socialcredit.registry import register
@@ -143,12 +143,29 @@ class Scorecard(Plugin):
 
     def _env(self, sim: Simulation) -> dict[str, np.ndarray]:
         names = set().union(*(e.names for _, _, e in self.dims))
-        env = sim.fields.everyone(names)
-        if self.consent_gated:
-            consent = sim.citizens.extra.get("consent")
-            for name in self.consent_gated:
-                env[name] = env[name] * (consent if consent is not None else 0)
+        env = sim.fields.everyone(names - self.consent_gated)
+        for name in self.consent_gated:
+            env[name] = self._consented(sim, name)
         return env
+
+    @staticmethod
+    def _consented(sim: Simulation, name: str) -> np.ndarray:
+        """A shared count where only consenting citizens' records pass: masked at the
+        source, before any averaging over friends or reading a parent's."""
+        consent = sim.citizens.extra.get("consent")
+        base = name.removeprefix("friends_").removeprefix("parent_")
+        values = sim.fields.everyone([base])[base].astype(np.float64)
+        values = values * consent if consent is not None else np.zeros(sim.n)
+        if name.startswith("friends_"):
+            out = np.empty(sim.n, np.float32)
+            friends_mean_all(values, sim.graph.offsets, sim.graph.neighbours, out)
+            return out
+        if name.startswith("parent_"):
+            parent = sim.citizens.extra.get("parent")
+            if parent is None:
+                return np.zeros(sim.n)
+            return np.where(parent >= 0, values[np.maximum(parent, 0)], 0.0)
+        return values
 
     def score(self, sim: Simulation, day: int) -> None:
         """Score everyone (a whole-population pass on scoring days)."""
