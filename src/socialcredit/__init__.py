@@ -19,7 +19,7 @@ import os
 # launch by milliseconds; nothing here needs a threaded BLAS.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
-from importlib import import_module  # noqa: E402
+from importlib import import_module
 from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any
 
