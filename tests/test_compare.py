@@ -122,3 +122,46 @@ def test_bad_paths_exit_2(runs, tmp_path, capsys):
     for args in ((str(runs["a"]), str(tmp_path / "nope")), (str(tmp_path), str(runs["a"]))):
         code, stdout, stderr = call(capsys, "compare", *args)
         assert code == 2 and stdout == "" and stderr.startswith("error: ") and stderr.count("\n") == 1
+
+
+# -- china: extra scores, lists and services ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def china(tmp_path_factory):
+    base = tmp_path_factory.mktemp("compare-china")
+    a = sc.run("china", citizens=20_000, days=60, seed=3, out=base / "a").path
+    # the same citizens with cameras that misattribute far more often
+    b = sc.run("china", citizens=20_000, days=60, seed=3, out=base / "b",
+               overrides={"observation.camera.false_match": 0.2}).path
+    return a, b
+
+
+def test_china_per_citizen_changes_cover_every_score_and_list(china):
+    a, b = china
+    result = compare(a, b)
+    assert result.same_population, result.reason
+    c = result.citizens
+    assert c["citizens"] == 20_000
+    for flag in ("listed", "listed_ever", "red_list"):
+        assert {"changed", "only_in_a", "only_in_b", "a", "b"} <= set(c[flag])
+    for value in ("score", "tencent", "rating", "points", "income", "shamed"):
+        assert c[f"{value}_change"]["mean"] is not None, value
+    ca, cb = pl.read_parquet(a / "citizens.parquet"), pl.read_parquet(b / "citizens.parquet")
+    shamed = cb["shamed"].cast(pl.Int64) - ca["shamed"].cast(pl.Int64)
+    assert c["shamed_change"]["changed"] == int((shamed != 0).sum()) > 0  # innocents shown on the board
+    assert c["points_change"]["changed"] > 0
+    assert c["grade_transitions"]["grades"][:6] == ["A+++", "AA", "A", "B", "C", "D"]
+    assert sum(map(sum, c["grade_transitions"]["counts"])) == 20_000
+    json.dumps(result.to_dict(), allow_nan=False)
+
+
+def test_china_against_ref_and_cli(china, runs, capsys):
+    result = compare(runs["a"], china[0])  # different scenarios and populations: metrics only
+    assert not result.same_population and result.citizens is None
+    rows = {r["metric"]: r for r in result.metrics.iter_rows(named=True)}
+    assert rows["p_mean"]["a"] is not None and rows["p_mean"]["b"] is not None
+    code, out, err = call(capsys, "compare", str(china[0]), str(china[1]))
+    assert code == 0 and not err
+    for needle in ("red_list", "tencent", "rating", "shamed", "Grade transitions"):
+        assert needle in out

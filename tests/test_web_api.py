@@ -63,7 +63,7 @@ def test_charts_are_plotly_figures_with_data(client: TestClient) -> None:
     assert any(len(t.get("x") or []) > 100 for c in drawn for t in c["figure"]["data"])
 
 
-@pytest.mark.parametrize("kind", ["penalised", "misattributed", "listed"])
+@pytest.mark.parametrize("kind", ["penalised", "misattributed", "listed", "refused"])
 def test_picks(client: TestClient, runs: tuple[Path, Path], kind: str) -> None:
     body = client.get(f"/api/runs/first/picks/{kind}?limit=5").json()
     rows = body["citizens"]
@@ -73,6 +73,8 @@ def test_picks(client: TestClient, runs: tuple[Path, Path], kind: str) -> None:
         assert rows[0]["points"] == cz["points"].min()
     elif kind == "listed":
         assert all(r["listed"] for r in rows)
+    elif kind == "refused":
+        assert [r["refused"] for r in rows] == sorted((r["refused"] for r in rows), reverse=True) and rows[0]["summary"]
     else:
         assert all(r["misattributed"] > 0 for r in rows)
         assert [r["misattributed"] for r in rows] == sorted((r["misattributed"] for r in rows), reverse=True)
@@ -125,8 +127,12 @@ def test_lists_match_daily_and_filters_partition(client: TestClient, runs: tuple
     daily = pl.read_parquet(runs[0] / "daily.parquet")
     assert whole["group"]["listed_now"] == daily["listed_now"].to_list()
     assert whole["group"]["entries"] == daily["listings"].to_list()
-    assert len(whole["bans"]["trips_denied"]) == daily.height
-    assert sum(whole["bans"]["trips_denied"]) == daily["trip_denied"].sum()  # the panel is everyone here
+    services = {b["event"]: b for b in whole["bans"]["services"]}
+    assert set(services) == {"trip", "loan_application"}
+    assert len(services["trip"]["refused"]) == daily.height
+    assert sum(services["trip"]["refused"]) == daily["trip_denied"].sum()  # the panel is everyone here
+    assert services["trip"]["all_refused"] == daily["trip_denied"].sum()
+    assert services["loan_application"]["rule"] == "consequences.loans.min_score"
     parts = [client.get(f"/api/runs/first/lists?minority={m}").json() for m in ("true", "false")]
     total = np.sum([p["group"]["listed_now"] for p in parts], axis=0)
     assert total.tolist() == whole["group"]["listed_now"]
@@ -268,3 +274,74 @@ def test_load_on_loopback(runs: tuple[Path, Path]) -> None:
     assert len(latencies) == total
     assert not errors, errors[:5]
     assert wall < 30
+
+
+# -- china: every system together ------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def china(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestClient, Path]:
+    out = tmp_path_factory.mktemp("web-china") / "china"
+    sc.run("china", citizens=20_000, days=60, seed=2, out=out)
+    return TestClient(create_app([out])), out
+
+
+def test_china_summary_and_charts(china: tuple[TestClient, Path]) -> None:
+    client, _ = china
+    s = client.get("/api/runs/china").json()
+    keys = {t["key"] for t in s["headline"]}
+    assert {"p_mean", "citizens.tencent", "citizens.rating", "daily.*_denied"} <= keys
+    assert {x["key"] for x in s["systems"]} >= {"scoring.sesame", "scoring.tencent", "scoring.rating",
+                                                 "records.court_list", "records.points", "consequences"}
+    body = client.get("/api/runs/china/charts").json()
+    charts = {c["id"]: c for g in body["groups"] for c in g["charts"]}
+    for chart_id in ("score-distribution", "score-distribution-tencent", "score-distribution-rating", "grade-shares",
+                     "list-size", "denials", "disparate-ratios", "misattribution"):
+        assert charts[chart_id]["figure"]["data"], chart_id
+    assert all(c["figure"] for c in charts.values())  # nothing drawn empty
+    for o in body["omitted"]:  # what is left out is said, with why
+        assert o["title"] and o["reason"]
+
+
+def test_china_lists_bans_by_service(china: tuple[TestClient, Path]) -> None:
+    client, out = china
+    daily = pl.read_parquet(out / "daily.parquet")
+    whole = client.get("/api/runs/china/lists").json()
+    assert whole["court_list"] == "records.court_list"
+    assert whole["region_names"]["0"] == "Beijing" and len(whole["by_region"]) == len(whole["regions"])
+    assert whole["by_region"][0]["name"] == "Beijing"
+    services = {b["event"]: b for b in whole["bans"]["services"]}
+    assert set(services) == {c.removesuffix("_denied") for c in daily.columns if c.endswith("_denied")}
+    for event, b in services.items():  # the panel is everyone here
+        assert b["all_refused"] == daily[f"{event}_denied"].sum() == sum(b["refused"]) == b["refused_total"]
+        assert b["all_requests"] == daily[event].sum()
+    assert services["flight"]["rule"] == "consequences.flight.deny" and services["flight"]["formula"] == "listed"
+    assert services["flight"]["agency"] == "Civil Aviation Administration" and services["flight"]["ban"]
+    assert services["rental"]["rule"] == "consequences.rental.allow" and not services["rental"]["ban"]
+    # the initial listing is counted apart from the entries
+    assert whole["group"]["listed_at_start"] > 0 and whole["group"]["entries"][0] == 0
+    groups = {(g["grouping"], g["group"]) for g in whole["by_group"]}
+    assert {("hukou_urban", "urban hukou"), ("female", "women")} <= groups
+    one = client.get("/api/runs/china/lists?region=18&minority=false").json()
+    assert one["group_citizens"] < whole["group_citizens"]
+    assert sum(b["refused_total"] for b in one["bans"]["services"]) <= sum(
+        b["refused_total"] for b in whole["bans"]["services"])
+
+
+@pytest.mark.parametrize("kind", ["penalised", "misattributed", "listed", "refused"])
+def test_china_picks_shame_and_explain(china: tuple[TestClient, Path], kind: str) -> None:
+    client, _ = china
+    rows = client.get(f"/api/runs/china/picks/{kind}?limit=3").json()["citizens"]
+    assert rows and all(r["summary"] and r["region_name"] for r in rows)
+    if kind != "refused":
+        return
+    board = client.get("/api/runs/china/shame?limit=5").json()
+    assert board["kinds"] == ["jaywalk", "fare_evasion"] and board["entries"][0]["region_name"]
+    x = client.get(f"/api/runs/china/citizens/{rows[0]['citizen']}/explain").json()
+    assert {s["system"] for s in x["scores"]} == {"sesame", "tencent"}
+    assert {s["name"] for s in x["systems"]} == {"sesame", "tencent", "rating"}
+    assert any(s["rule"].startswith("consequences.") for s in x["sanctions"])
+    assert len(x["series"]["day"]) == 60 and x["counterfactual"]["factual"]
+    audit = client.get("/api/runs/china/audit").json()
+    assert audit["findings"]
+    assert not any(r["group"].startswith("region ") for r in audit["disparate_impact"] if r["grouping"] == "region")

@@ -39,11 +39,13 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
     root = tmp_path_factory.mktemp("web-browser")
-    a, b = root / "alpha", root / "beta"
+    a, b, c = root / "alpha", root / "beta", root / "china"
     sc.run("ref", citizens=6_000, days=180, seed=3, out=a)
     sc.run("ref", citizens=6_000, days=180, seed=4, out=b)
+    sc.run("china", citizens=20_000, days=90, seed=1, out=c)
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "socialcredit", "serve", str(a), str(b), "--port", str(port)],
+    proc = subprocess.Popen([sys.executable, "-m", "socialcredit", "serve", str(a), str(b), str(c), "--port",
+                             str(port)],
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 30
@@ -194,3 +196,53 @@ def test_audit_page(page) -> None:
     page.wait_for_selector("#plot-impact .main-svg")
     assert _traces(page, "#plot-impact") == 3
     _shot(page, "audit")
+
+
+def test_china_overview_has_every_score_and_no_empty_chart(page) -> None:
+    page.goto("/?run=china")
+    page.wait_for_selector("#tiles .tile")
+    for chart in ("score-distribution", "score-distribution-tencent", "score-distribution-rating", "denials",
+                  "shame-board-shame_board", "disparate-ratios"):
+        page.wait_for_selector(f"#chart-{chart} .main-svg")
+        assert _traces(page, f"#chart-{chart} .plot") > 0, chart
+    assert page.locator(".card.skipped").count() == 0
+    assert "Tencent-like score" in page.locator("#tiles").inner_text()
+    page.wait_for_function("document.querySelectorAll('.card .plot .main-svg').length >= 14")
+    _shot(page, "china-overview")
+    page.select_option("#compare-select", "alpha")
+    page.wait_for_url("**compare=alpha**")
+    page.wait_for_selector("#chart-score-distribution-alpha .main-svg")
+    assert page.locator("#chart-score-distribution-tencent-alpha.skipped").count() == 1  # ref has no Tencent score
+    _shot(page, "china-vs-ref")
+
+
+def test_china_lists_bans_by_service(page) -> None:
+    page.goto("/lists?run=china")
+    page.wait_for_selector("#plot-bans .main-svg")
+    labels = page.eval_on_selector("#plot-bans", "n => n.data[0].y")
+    assert {"flight ticket", "consumer loan", "deposit-free rental", "visa fast-track"} <= set(labels)
+    assert page.locator("#card-services tbody tr").count() == 11
+    assert "consequences.flight.deny" in page.locator("#card-services").inner_text()
+    assert _traces(page, "#plot-bans-time") >= 3 and _traces(page, "#plot-listed") > 0
+    assert "Beijing" in page.locator("#filter-region").inner_text()
+    _shot(page, "china-lists")
+    page.select_option("#filter-region", "18")  # Guangdong
+    page.wait_for_function("document.querySelector('#list-stats').innerText.includes('selected')")
+    page.wait_for_selector("#plot-bans .main-svg")
+    _shot(page, "china-lists-guangdong")
+
+
+def test_china_citizen_decomposition(page) -> None:
+    page.goto("/citizens?run=china")
+    page.wait_for_selector("#pick-list li")
+    page.click("button[data-list=refused]")
+    page.wait_for_selector("#pick-list li")
+    page.locator("#pick-list li").first.click()
+    page.wait_for_selector("#timeline-plot .main-svg", timeout=30_000)
+    assert page.locator("#decomposition .decomp").count() == 2  # sesame and tencent
+    assert "Tencent-like score (tencent)" in page.locator("#decomposition").inner_text()
+    assert "consequences." in page.locator("#sanctions").inner_text()
+    systems = page.eval_on_selector("#reasons", "n => [...n.querySelectorAll('tbody tr td:first-child')]"
+                                    ".map(td => td.textContent)")
+    assert set(systems) <= {"sesame", "tencent"} and systems
+    _shot(page, "china-citizen")

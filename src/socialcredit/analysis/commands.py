@@ -129,13 +129,13 @@ def _print_comparison(result: Comparison) -> None:
     flags = Table(box=None, header_style="bold", padding=(0, 1))
     for name in ("", "changed", "A only", "B only", "in A", "in B"):
         flags.add_column(name, justify="left" if not name else "right")
-    for flag in ("listed", "listed_ever"):
-        if flag in c:
-            f = c[flag]
+    for flag, f in c.items():
+        if isinstance(f, dict) and "only_in_a" in f:
             flags.add_row(flag, f"{f['changed']:,}", f"{f['only_in_a']:,}", f"{f['only_in_b']:,}", f"{f['a']:,}",
                           f"{f['b']:,}")
     out.print(flags)
-    changes = [(v, c[f"{v}_change"]) for v in ("score", "points") if c.get(f"{v}_change", {}).get("mean") is not None]
+    changes = [(k.removesuffix("_change"), v) for k, v in c.items()
+               if k.endswith("_change") and isinstance(v, dict) and v.get("mean") is not None]
     if changes:
         quantiles = [q for q in changes[0][1]["quantiles"] if q not in ("p1", "p99")]  # all of them in --json
         table = Table(box=None, header_style="bold", padding=(0, 1))
@@ -262,66 +262,9 @@ def explain_command(
 
 
 def _print_explanation(ex: Any) -> None:
-    p = ex.profile
-    out.print(f"[bold]Citizen {ex.citizen}[/bold] of run {ex.run} ({ex.scenario}) — synthetic: region {p['region']}, "
-              f"{'urban' if p['urban'] else 'rural'}, {'minority' if p['minority'] else 'majority'}, "
-              f"{'platform member' if p['member'] else 'not a platform member'}, income ¥{p['income0']:,.0f} at "
-              f"day 0, {p['friends']} friends")
-    f = ex.final
-    out.print(f"End of run: score {f['score']:.1f}, points {f['points']}, "
-              f"{'on the court list' if f['listed'] else 'not listed'}"
-              f"{' (listed at some point)' if f['listed_ever'] and not f['listed'] else ''}, "
-              f"income ¥{f['income']:,.0f}, {f['active_friends']} friends left")
-    for note in ex.notes:
-        out.print(f"[yellow]note:[/yellow] {note}")
-    if ex.reasons:
-        table = Table(title="Principal reasons the score is lower (latest scoring day)", box=None)
-        for col in ("dimension", "points lost", "reason"):
-            table.add_column(col)
-        for r in ex.reasons:
-            table.add_row(r["dimension"], f"{r['points_lost']:.1f}", r["reason"])
-        out.print(table)
-    table = Table(title="Timeline of events (true and observed)", box=None)
-    for col in ("day", "event", "what happened"):
-        table.add_column(col)
-    for e in ex.events:
-        extra = ", denied" if e["denied"] else ""
-        style = "red" if e["misattributed"] else None
-        table.add_row(str(e["day"]), e["kind"], e["role"] + extra, style=style)
-    out.print(table)
-    if ex.scores:
-        table = Table(title="Score decomposition per scoring day", box=None)
-        for col in ("day", "before", "history", "behaviour", "capacity", "characteristics", "relationships",
-                    "after"):
-            table.add_column(col, justify="right")
-        for s in ex.scores:
-            c = s["components"]
-            table.add_row(str(s["day"]), f"{s['before']:.1f}", *(f"{c[d]:.3f}" for d in c), f"{s['after']:.1f}")
-        out.print(table)
-    if ex.listings:
-        spans = [f"listed day {x['start_day']}"
-                 + (f" to day {x['end_day']}" if x["end_day"] is not None else ", still listed") for x in ex.listings]
-        out.print("Court list: " + "; ".join(spans))
-    if ex.sanctions:
-        table = Table(title="Sanctions and rewards, and the rule behind each", box=None)
-        for col in ("day", "sanction", "rule"):
-            table.add_column(col)
-        for s in ex.sanctions:
-            table.add_row(str(s["day"]), s["sanction"], s["rule"])
-        out.print(table)
-    cf = ex.counterfactual
-    if cf is not None:
-        out.print(f"Counterfactual: {cf['misattributed_penalties_received']} misattributed penalt(y/ies) received. "
-                  "Without camera misattribution against this citizen:")
-        table = Table(box=None)
-        for col in ("", "factual", "without misattribution"):
-            table.add_column(col)
-        for k, v in cf["factual"].items():
-            table.add_row(k, str(round(v, 2) if isinstance(v, float) else v),
-                          str(round(cf["without_misattribution"][k], 2)
-                              if isinstance(cf["without_misattribution"][k], float)
-                              else cf["without_misattribution"][k]))
-        out.print(table)
+    from socialcredit.analysis.explain import print_explanation
+
+    print_explanation(ex, out)
 
 
 # -- audit -------------------------------------------------------------------

@@ -15,8 +15,13 @@ from socialcredit.analysis.runs import open_run
 from socialcredit.api import Run
 
 QUANTILES = (0.01, 0.05, 0.25, 0.5, 0.75, 0.95, 0.99)
-#: Citizen attributes drawn at t = 0 that must agree for a per-citizen comparison.
-FIXED = ("region", "urban", "minority", "member", "income0", "risk", "voice")
+#: Citizen attributes drawn at t = 0 that must agree for a per-citizen comparison (those both runs have).
+FIXED = ("region", "urban", "minority", "member", "income0", "risk", "voice", "age", "female", "hukou_urban",
+         "education", "messaging", "consent", "parent", "sociability", "conscientiousness")
+#: Yes/no outcomes compared citizen by citizen (those both runs have).
+FLAGS = ("listed", "listed_ever", "red_list", "speech_penalised")
+#: Numeric outcomes compared citizen by citizen, besides each run's scoring-system columns.
+VALUES = ("score", "points", "income", "shamed", "active_degree")
 
 
 @dataclass
@@ -53,7 +58,8 @@ def compare(run_a: str | Path, run_b: str | Path) -> Comparison:
         result.reason = _attribute_difference(citizens_a, citizens_b)
         if not result.reason:
             result.same_population = True
-            result.citizens = citizen_changes(citizens_a, citizens_b, _grade_order(a) or _grade_order(b))
+            result.citizens = citizen_changes(citizens_a, citizens_b, _grade_order(a) or _grade_order(b),
+                                              values=_value_columns(a, b))
     return result
 
 
@@ -70,14 +76,17 @@ def metric_table(a: dict[str, float | None], b: dict[str, float | None]) -> pl.D
     return pl.DataFrame(rows, schema=schema)
 
 
-def citizen_changes(a: pl.DataFrame, b: pl.DataFrame, grades: list[str] | None = None) -> dict[str, Any]:
-    """Per-citizen outcome changes from A to B (rows matched by citizen id)."""
+def citizen_changes(a: pl.DataFrame, b: pl.DataFrame, grades: list[str] | None = None,
+                    values: tuple[str, ...] = VALUES) -> dict[str, Any]:
+    """Per-citizen outcome changes from A to B (rows matched by citizen id): every yes/no outcome of ``FLAGS``
+    and every numeric column of ``values`` that both runs have, and grade transitions."""
     joined = a.join(b, on="citizen", how="inner", suffix="_b").sort("citizen")
     n = joined.height
     out: dict[str, Any] = {"citizens": n}
-    for flag in ("listed", "listed_ever"):
+    for flag in FLAGS:
         if flag in a.columns and flag in b.columns:
-            fa, fb = joined[flag].to_numpy(), joined[f"{flag}_b"].to_numpy()
+            fa = joined[flag].cast(pl.Boolean).to_numpy()
+            fb = joined[f"{flag}_b"].cast(pl.Boolean).to_numpy()
             out[flag] = {
                 "changed": int(np.count_nonzero(fa != fb)),
                 "only_in_b": int(np.count_nonzero(fb & ~fa)),
@@ -85,7 +94,7 @@ def citizen_changes(a: pl.DataFrame, b: pl.DataFrame, grades: list[str] | None =
                 "a": int(np.count_nonzero(fa)),
                 "b": int(np.count_nonzero(fb)),
             }
-    for value in ("score", "points"):
+    for value in values:
         if value in a.columns and value in b.columns:
             delta = joined[f"{value}_b"].to_numpy().astype(np.float64) - joined[value].to_numpy().astype(np.float64)
             out[f"{value}_change"] = _describe(delta)
@@ -146,8 +155,27 @@ def _attribute_difference(a: pl.DataFrame, b: pl.DataFrame) -> str:
 
 
 def _grade_order(run: Run) -> list[str] | None:
-    grades = run.manifest.get("scenario", {}).get("records", {}).get("points", {}).get("grades")
-    return [g["name"] for g in grades] if isinstance(grades, list) else None
+    from socialcredit.analysis.report import points_table
+
+    found = points_table(run.manifest.get("scenario", {}))
+    grades = found[1].get("grades") if found else None
+    return [g["name"] for g in sorted(grades, key=lambda g: -g["min"])] if isinstance(grades, list) else None
+
+
+def _value_columns(a: Run, b: Run) -> tuple[str, ...]:
+    """The numeric outcomes to compare: the platform score where either run has a system writing it, every
+    other scoring system's column, then points, income and the rest of ``VALUES``."""
+    from socialcredit.analysis.report import points_table, score_systems
+
+    systems = score_systems(a.manifest.get("scenario", {})) + score_systems(b.manifest.get("scenario", {}))
+    columns = [s.column for s in systems]
+    has_points = any(points_table(r.manifest.get("scenario", {})) for r in (a, b))
+    out: list[str] = []
+    for column in [*columns, *VALUES]:
+        if column in out or (column == "score" and "score" not in columns) or (column == "points" and not has_points):
+            continue
+        out.append(column)
+    return tuple(out)
 
 
 def _num(value: Any) -> float | None:

@@ -23,6 +23,9 @@ PURPLE = "#7a5aa6"
 GREY = "#8d99a6"
 #: Colour order for series without a meaning of their own.
 COLORWAY = [BLUE, RED, TEAL, AMBER, PURPLE, GREY]
+#: Categorical colours for many series (services, systems): distinct, colour-blind-aware order.
+PALETTE = [BLUE, RED, TEAL, AMBER, PURPLE, "#4c9be8", "#8c564b", "#e377c2", "#6b8e23", "#17becf", "#b8860b",
+           "#5b5f97", GREY, "#d62728", "#2ca02c"]
 #: Grades from best to worst.
 GRADE_COLOURS = ["#1a7f4b", "#5aae61", "#a6d96a", "#f2c14e", "#ef8a47", "#b2182b"]
 
@@ -39,6 +42,11 @@ def grade_colours(n: int) -> list[str]:
         picks = np.linspace(0, len(GRADE_COLOURS) - 1, n).round().astype(int) if n > 1 else [0]
         return [GRADE_COLOURS[i] for i in picks]
     return [GRADE_COLOURS[min(i * len(GRADE_COLOURS) // n, len(GRADE_COLOURS) - 1)] for i in range(n)]
+
+
+def palette(n: int) -> list[str]:
+    """``n`` categorical colours (the palette repeats beyond its length)."""
+    return [PALETTE[i % len(PALETTE)] for i in range(n)]
 
 
 def layout(top: int = 44, **extra: Any) -> dict[str, Any]:

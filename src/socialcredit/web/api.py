@@ -48,6 +48,14 @@ class Tile(BaseModel):
     value: str
 
 
+class SystemFact(BaseModel):
+    """One system the run's scenario runs (a score, a list, a board, its services)."""
+
+    kind: str
+    key: str
+    text: str
+
+
 class Summary(BaseModel):
     """Headline metrics of a run."""
 
@@ -55,6 +63,7 @@ class Summary(BaseModel):
     headline: list[Tile]
     metrics: dict[str, float | None]
     panel_note: str
+    systems: list[SystemFact] = []
 
 
 class Message(BaseModel):
@@ -93,7 +102,7 @@ def run_charts(request: Request, run: RunName) -> Response:
 
 @router.get("/runs/{run}/picks/{kind}", responses=NOT_FOUND,
             summary="Citizens to explore: " + "; ".join(f"{k}: {v}" for k, v in PICKS.items()))
-def citizen_picks(request: Request, run: RunName, kind: Literal["penalised", "misattributed", "listed"],
+def citizen_picks(request: Request, run: RunName, kind: Literal["penalised", "misattributed", "listed", "refused"],
                   limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 20) -> dict[str, Any]:
     return _run(request, run).picks(kind, limit)
 
@@ -126,7 +135,7 @@ def shame_board(request: Request, run: RunName, offset: Annotated[int, Query(ge=
 
 
 @router.get("/runs/{run}/lists", responses=NOT_FOUND,
-            summary="Court-list size, entries and exits per day and bans, for a province and group")
+            summary="Court-list size, entries and exits per day and refusals by service, for a province and group")
 def lists(request: Request, run: RunName, region: Annotated[int | None, Query(ge=0)] = None,
           minority: bool | None = None, urban: bool | None = None) -> dict[str, Any]:
     return _run(request, run).lists(region, minority, urban)

@@ -28,6 +28,7 @@ PICKS = {
     "penalised": "lowest municipal points at the end of the run (most deductions)",
     "misattributed": "most camera penalties for someone else's act (innocents)",
     "listed": "on the court list at the end of the run, longest listed first",
+    "refused": "most service requests refused (bans and perks withheld)",
 }
 MAX_PAGE = 200
 
@@ -91,10 +92,12 @@ class RunData:
         return {"name": self.name, **facts}
 
     def summary(self) -> dict[str, Any]:
-        from socialcredit.analysis.report import headline, panel_lede
+        from socialcredit.analysis.report import headline, panel_lede, system_facts
 
-        return {"run": self.info(), "headline": headline(self.run.metrics), "metrics": self.run.metrics,
-                "panel_note": panel_lede(self._report_data)}
+        data = self._report_data
+        return {"run": self.info(), "headline": headline(self.run.metrics, data),
+                "metrics": {k: v for k, v in self.run.metrics.items() if v is not None},
+                "panel_note": panel_lede(data), "systems": system_facts(data)}
 
     # -- the report's charts -----------------------------------------------------
 
@@ -109,26 +112,15 @@ class RunData:
         """The report's chart groups, each chart with its plotly figure as JSON data."""
         from socialcredit.analysis import report as rp
 
-        data = self._report_data
-        groups = [
-            ("Scores and grades", rp.panel_lede(data), [rp._guard(rp.score_distribution, data),
-                                                         rp._guard(rp.grade_shares, data)]),
-            ("The court list and its sanctions", "", [rp._guard(rp.list_size, data), rp._guard(rp.denials, data)]),
-            ("Disparate impact", "Rates of adverse outcomes by group; ratios are group / reference group "
-             f"(minority / majority, urban / rural, Qk / Q5, region / other regions). Outside {rp.FOUR_FIFTHS} – "
-             f"{rp.UPPER} signals disparate impact under the four-fifths rule.",
-             rp._guard_many(rp.disparate_impact, data)),
-            ("Side effects", "", [rp._guard(rp.misattribution, data), rp._guard(rp.cascade, data),
-                                  rp._guard(rp.chilling, data), rp._guard(rp.network, data)]),
-        ]
+        groups, omitted = rp.chart_groups(self._report_data)
         out = []
-        for title, lede, charts in groups:
-            out.append({"title": title, "lede": lede, "charts": [{
+        for g in groups:
+            out.append({"id": g["id"], "title": g["title"], "lede": g["lede"], "charts": [{
                 "id": c.id, "title": c.title, "caption": c.caption, "note": c.note, "wide": c.wide,
                 "height": c.height, "table": c.table,
                 "figure": json.loads(c.figure_json) if c.figure_json else None,
-            } for c in charts]})
-        return dumps({"run": self.name, "groups": out})
+            } for c in g["charts"]]})
+        return dumps({"run": self.name, "groups": out, "omitted": omitted})
 
     # -- citizens ----------------------------------------------------------------
 
@@ -151,22 +143,74 @@ class RunData:
         return (ev.group_by(pl.col("attributed_to").alias("citizen"))
                 .agg(pl.len().alias("penalties"), pl.col("misattributed").sum().alias("misattributed")))
 
+    @cached_property
+    def _systems(self) -> Any:
+        return self._report_data.systems
+
+    @cached_property
+    def _refused(self) -> pl.DataFrame:
+        """Per panel citizen: service requests refused (events cover the panel)."""
+        services = list(self._report_data.services)
+        if not self.has("events") or not services:
+            return pl.DataFrame(schema={"citizen": pl.Int32, "refused": pl.UInt32})
+        return (pl.scan_parquet(self.run.path / "events.parquet")
+                .filter(pl.col("denied") & pl.col("kind").cast(pl.String).is_in(services))
+                .group_by("citizen").agg(pl.len().alias("refused")).collect())
+
     def picks(self, kind: str, limit: int) -> dict[str, Any]:
+        from socialcredit.analysis.report import points_table
+
         if kind not in PICKS:
             raise NotFoundError(f"unknown list {kind!r} (lists: {', '.join(PICKS)})")
-        cz = self.citizens.select("citizen", "region", "urban", "minority", "score", "points", "grade", "listed",
-                                  "listed_since")
+        scenario = self._report_data.scenario
+        columns = [c for c in ("citizen", "region", "urban", "minority", "score", "points", "grade", "listed",
+                               "listed_since", *[s.column for s in self._systems]) if c in self.citizens.columns]
+        cz = self.citizens.select(list(dict.fromkeys(columns)))
+        description = PICKS[kind]
         if kind == "penalised":
-            rows = cz.sort(["points", "score", "citizen"]).head(limit)
+            first = next((s for s in self._systems if s.column in cz.columns), None)
+            if points_table(scenario) is not None:
+                rows = cz.sort(["points", "citizen"]).head(limit)
+            elif first is not None:
+                rows = cz.sort([first.column, "citizen"]).head(limit)
+                description = f"lowest {first.label} ({first.name}) at the end of the run"
+            else:
+                rows = cz.join(self._refused, on="citizen").sort(["refused", "citizen"], descending=[True, False])
+                rows = rows.head(limit)
+                description = PICKS["refused"]
         elif kind == "listed":
             rows = cz.filter(pl.col("listed")).sort(["listed_since", "citizen"]).head(limit)
+        elif kind == "refused":
+            rows = (self._refused.join(cz, on="citizen").sort(["refused", "citizen"], descending=[True, False])
+                    .head(limit))
         else:
             blamed = self._blamed.filter(pl.col("misattributed") > 0)
             rows = (blamed.join(cz, on="citizen").sort(["misattributed", "citizen"], descending=[True, False])
                     .head(limit))
-        rows = rows.join(self._blamed.select("citizen", "misattributed", "penalties"), on="citizen", how="left") \
-            if "misattributed" not in rows.columns else rows
-        return {"run": self.name, "list": kind, "description": PICKS[kind], "citizens": _plain(rows.to_dicts())}
+        if "misattributed" not in rows.columns:
+            rows = rows.join(self._blamed.select("citizen", "misattributed", "penalties"), on="citizen", how="left")
+        if "refused" not in rows.columns:
+            rows = rows.join(self._refused, on="citizen", how="left")
+        out = _plain(rows.to_dicts())
+        names = self._report_data.region_names
+        for r in out:
+            r["region_name"] = names.get(r.get("region"), f"region {r.get('region')}")
+            r["summary"] = self._summary(r)
+        return {"run": self.name, "list": kind, "description": description, "citizens": out}
+
+    def _summary(self, r: dict[str, Any]) -> str:
+        """One line on a picked citizen: grade and points, each score, refusals."""
+        from socialcredit.analysis.report import points_table
+
+        parts = []
+        if points_table(self._report_data.scenario) is not None and "points" in r:
+            parts.append((f"grade {r['grade']} · " if r.get("grade") is not None else "") + f"{r['points']} points")
+        for s in self._systems:
+            if r.get(s.column) is not None:
+                parts.append(f"{s.name} {r[s.column]:.{1 if s.kind == 'peer-rating' else 0}f}")
+        if r.get("refused"):
+            parts.append(f"{r['refused']} refused")
+        return " · ".join(parts)
 
     def explain(self, citizen: int) -> bytes:
         """The explain view of one citizen (a replay of the run, cached)."""
@@ -207,12 +251,23 @@ class RunData:
         if not self.has("events"):
             raise NotFoundError(f"run {self.name!r} has no events.parquet")
         ev = (pl.scan_parquet(self.run.path / "events.parquet")
-              .filter((pl.col("kind").cast(pl.String) == "jaywalk") & pl.col("observed"))
+              .filter(pl.col("kind").cast(pl.String).is_in(self.board_kinds) & pl.col("observed"))
               .select("day", pl.col("citizen").alias("actor"), pl.col("attributed_to").alias("citizen"),
-                      "misattributed")
+                      pl.col("kind").cast(pl.String), "misattributed")
               .collect())
-        regions = self.citizens.select("citizen", "region", "points", "grade")
-        return ev.join(regions, on="citizen", how="left").sort(["day", "citizen"], descending=[True, False])
+        regions = self.citizens.select([c for c in ("citizen", "region", "points", "grade")
+                                        if c in self.citizens.columns])
+        names = self._report_data.region_names
+        board = ev.join(regions, on="citizen", how="left").sort(["day", "citizen"], descending=[True, False])
+        return board.with_columns(region_name=pl.col("region").replace_strict(
+            {int(k): v for k, v in names.items()}, default=None, return_dtype=pl.String))
+
+    @cached_property
+    def board_kinds(self) -> list[str]:
+        """Event kinds shown on the board: the shame board's (the cameras' where the scenario has no board)."""
+        from socialcredit.analysis.report import shame_kinds
+
+        return shame_kinds(self._report_data.scenario) or ["jaywalk"]
 
     def shame(self, offset: int, limit: int, innocent_only: bool) -> dict[str, Any]:
         board = self._board
@@ -223,7 +278,7 @@ class RunData:
         rows = page.with_columns(actor=pl.when(pl.col("misattributed")).then(pl.col("actor")).otherwise(None))
         panel = self.run.manifest.get("panel_citizens")
         return {
-            "run": self.name, "total": total, "innocent": innocent,
+            "run": self.name, "kinds": self.board_kinds, "total": total, "innocent": innocent,
             "innocent_share": innocent / total if total else None,
             "metric_innocent_share": self.run.metrics.get("shame_board_innocent_share"),
             "matching": shown.height, "offset": offset, "limit": limit,
@@ -238,19 +293,78 @@ class RunData:
         return sorted(int(r) for r in self.citizens["region"].unique().to_list())
 
     def lists(self, region: int | None, minority: bool | None, urban: bool | None) -> dict[str, Any]:
+        """The court list (if the scenario has one) and refusals by service, for a province and group."""
         if region is not None and region not in self.regions:
             raise NotFoundError(f"region {region} is not in run {self.name!r} (regions {self.regions[0]}.."
                                 f"{self.regions[-1]})")
-        cz = self.citizens.select("citizen", "region", "minority", "urban", "listed", "listed_ever", "in_panel")
+        data = self._report_data
+        extra = [c for c in ("hukou_urban", "female") if c in self.citizens.columns]
+        cz = self.citizens.select("citizen", "region", "minority", "urban", "listed", "listed_ever", "in_panel",
+                                  *extra)
         group = cz.filter(_filter(region, minority, urban))
         days = self.days
-        daily = self.read("daily", "day", "listed_now", "listings", "removals_repaid", "removals_term",
-                          "trip_denied", "loan_application_denied")
+        names = data.region_names
         out: dict[str, Any] = {
             "run": self.name, "filter": {"region": region, "minority": minority, "urban": urban},
-            "regions": self.regions, "group_citizens": group.height, "citizens": self.citizens_n,
-            "days": daily["day"].to_list(), "all": {k: daily[k].to_list() for k in daily.columns if k != "day"},
+            "regions": self.regions, "region_names": {str(r): names.get(r, f"region {r}") for r in self.regions},
+            "region_word": data.region_word, "group_citizens": group.height, "citizens": self.citizens_n,
+            "days": list(range(days)), "court_list": None, "all": {}, "group": None,
         }
+        has_court = data.court_list is not None and self.has("lists") and data.has("daily", "listed_now")
+        if has_court:
+            out["court_list"] = f"records.{data.court_list}"
+            cols = [c for c in ("listed_now", "listings", "removals_repaid", "removals_term") if data.has("daily", c)]
+            daily = self.read("daily", "day", *cols)
+            out["days"] = daily["day"].to_list()
+            out["all"] = {k: daily[k].to_list() for k in cols}
+            out["group"] = self._court_group(group, days, initial=self._initial_listing)
+        out["bans"] = self._bans(group)
+        refused = self._refused
+        panel = cz.filter(pl.col("in_panel")).join(refused, on="citizen", how="left").with_columns(
+            pl.col("refused").fill_null(0))
+        by_region = (cz.filter(_filter(None, minority, urban)).group_by("region")
+                     .agg(pl.len().alias("citizens"), pl.col("listed").sum().alias("listed_now"),
+                          pl.col("listed_ever").sum().alias("listed_ever")).sort("region")
+                     .with_columns((pl.col("listed_now") / pl.col("citizens") * 1000).round(3).alias("per_1000"),
+                                   (pl.col("listed_ever") / pl.col("citizens") * 1000).round(3)
+                                   .alias("ever_per_1000")))
+        refused_by_region = (panel.filter(_filter(None, minority, urban)).group_by("region")
+                             .agg(pl.len().alias("panel"), (pl.col("refused") > 0).sum().alias("refused_citizens")))
+        by_region = by_region.join(refused_by_region, on="region", how="left").with_columns(
+            (pl.col("refused_citizens") / pl.col("panel") * 1000).round(3).alias("refused_per_1000"))
+        rows = by_region.to_dicts()
+        for r in rows:
+            r["name"] = names.get(r["region"], f"region {r['region']}")
+        out["by_region"] = rows
+        groups = []
+        families = [("minority", "minority", "majority"), ("urban", "urban", "rural"),
+                    ("hukou_urban", "urban hukou", "rural hukou"), ("female", "women", "men")]
+        for col, yes, no in families:
+            if col not in group.columns:
+                continue
+            for flag, label in ((True, yes), (False, no)):
+                sub = group.filter(pl.col(col).cast(pl.Boolean) == flag)
+                sub_panel = panel.join(sub.select("citizen"), on="citizen", how="semi")
+                groups.append({"grouping": col, "group": label, "citizens": sub.height,
+                               "listed_now": int(sub["listed"].sum()) if has_court else None,
+                               "listed_ever": int(sub["listed_ever"].sum()) if has_court else None,
+                               "panel": sub_panel.height,
+                               "refused_citizens": int((sub_panel["refused"] > 0).sum()),
+                               "refused": int(sub_panel["refused"].sum())})
+        out["by_group"] = groups
+        return _plain(out)
+
+    @cached_property
+    def _initial_listing(self) -> bool:
+        """Whether the court list starts non-empty (``initial_share``): day-0 intervals are then not entries."""
+        from socialcredit.analysis.report import config, tables
+
+        found = tables(self._report_data.scenario, "records", "court-list")
+        return bool(found) and float(config("records", found[0][1]).get("initial_share") or 0) > 0
+
+    def _court_group(self, group: pl.DataFrame, days: int, initial: bool = False) -> dict[str, Any]:
+        """Court-list size, entries and exits per day for the citizens of ``group`` (from lists.parquet); with
+        ``initial``, those listed when the run starts are counted apart (``listed_at_start``), not as entries."""
         intervals = self.read("lists", "citizen", "start_day", "end_day", "exit").join(
             group.select("citizen"), on="citizen", how="semi")
         start = intervals["start_day"].to_numpy().astype(np.int64)
@@ -260,53 +374,61 @@ class RunData:
         np.add.at(steps, np.clip(end, 0, days), -1)
         listed_now = np.cumsum(steps)[:days]
         entries = np.bincount(np.clip(start, 0, days), minlength=days + 1)[:days]
+        at_start = 0
+        if initial and days:
+            at_start, entries[0] = int(entries[0]), 0
         ended = intervals.filter(pl.col("end_day").is_not_null())
         exits = {}
         for reason in ("repaid", "term_ended"):
             e = ended.filter(pl.col("exit").cast(pl.String) == reason)["end_day"].to_numpy().astype(np.int64)
             exits[reason] = np.bincount(np.clip(e, 0, days), minlength=days + 1)[:days]
         per = 1000 / group.height if group.height else None
-        out["group"] = {
+        return {
             "listed_now": listed_now, "entries": entries, "exits_repaid": exits["repaid"],
             "exits_term_ended": exits["term_ended"],
             "listed_now_per_1000": None if per is None else np.round(listed_now * per, 4),
             "listed_at_end": int(group["listed"].sum()), "listed_ever": int(group["listed_ever"].sum()),
+            "listed_at_start": at_start,
         }
-        out["bans"] = self._bans(group)
-        by_region = (cz.filter(_filter(None, minority, urban)).group_by("region")
-                     .agg(pl.len().alias("citizens"), pl.col("listed").sum().alias("listed_now"),
-                          pl.col("listed_ever").sum().alias("listed_ever")).sort("region")
-                     .with_columns((pl.col("listed_now") / pl.col("citizens") * 1000).round(3).alias("per_1000"),
-                                   (pl.col("listed_ever") / pl.col("citizens") * 1000).round(3)
-                                   .alias("ever_per_1000")))
-        out["by_region"] = by_region.to_dicts()
-        groups = []
-        for col, yes, no in (("minority", "minority", "majority"), ("urban", "urban", "rural")):
-            for flag, label in ((True, yes), (False, no)):
-                sub = group.filter(pl.col(col) == flag)
-                groups.append({"grouping": col, "group": label, "citizens": sub.height,
-                               "listed_now": int(sub["listed"].sum()), "listed_ever": int(sub["listed_ever"].sum())})
-        out["by_group"] = groups
-        return _plain(out)
 
     @cached_property
     def _denied(self) -> pl.DataFrame:
+        services = list(self._report_data.services)
         return (pl.scan_parquet(self.run.path / "events.parquet")
-                .filter(pl.col("denied") & pl.col("kind").cast(pl.String).is_in(["trip", "loan_application"]))
+                .filter(pl.col("denied") & pl.col("kind").cast(pl.String).is_in(services))
                 .select("day", "citizen", pl.col("kind").cast(pl.String)).collect())
 
+    @cached_property
+    def _service_totals(self) -> dict[str, tuple[int | None, int]]:
+        """Per service: requests and refusals over the run, everyone (daily.parquet)."""
+        data = self._report_data
+        out: dict[str, tuple[int | None, int]] = {}
+        for event in data.services:
+            cols = [f"{event}_denied"] + ([event] if data.has("daily", event) else [])
+            daily = self.read("daily", *cols)
+            out[event] = (int(daily[event].sum()) if event in daily.columns else None,
+                          int(daily[f"{event}_denied"].sum()))
+        return out
+
     def _bans(self, group: pl.DataFrame) -> dict[str, Any]:
-        """Denied trips and loans per day for the group's panel citizens (events cover the panel only)."""
+        """Refused requests per day and service for the group's panel citizens (events cover the panel only),
+        with each service's rule and its totals over everyone."""
         days = self.days
         panel = group.filter(pl.col("in_panel"))
-        if not self.has("events"):
-            return {"panel_citizens": panel.height, "trips_denied": [], "loans_denied": []}
-        ev = self._denied.join(panel.select("citizen"), on="citizen", how="semi")
-        out: dict[str, Any] = {"panel_citizens": panel.height}
-        for kind, key in (("trip", "trips_denied"), ("loan_application", "loans_denied")):
-            d = ev.filter(pl.col("kind") == kind)["day"].to_numpy().astype(np.int64)
-            out[key] = np.bincount(np.clip(d, 0, days), minlength=days + 1)[:days]
-        return out
+        services = self._report_data.services
+        ev = (self._denied.join(panel.select("citizen"), on="citizen", how="semi") if self.has("events")
+              else pl.DataFrame(schema={"day": pl.Int16, "citizen": pl.Int32, "kind": pl.String}))
+        rows = []
+        for event, rule in services.items():
+            d = ev.filter(pl.col("kind") == event)["day"].to_numpy().astype(np.int64)
+            per_day = np.bincount(np.clip(d, 0, days), minlength=days + 1)[:days]
+            requests, refused_all = self._service_totals[event]
+            rows.append({"event": event, "label": rule.label, "short": rule.short, "agency": rule.agency,
+                         "context": rule.context, "ban": rule.ban, "rule": rule.key, "formula": rule.formula,
+                         "refused": per_day, "refused_total": int(per_day.sum()), "all_requests": requests,
+                         "all_refused": refused_all})
+        rows.sort(key=lambda r: (not r["ban"], -r["all_refused"], r["event"]))
+        return {"panel_citizens": panel.height, "services": rows}
 
     # -- audit -------------------------------------------------------------------------
 
@@ -329,6 +451,12 @@ class RunData:
             impact, note = [], str(exc)
         else:
             note = ""
+        names = self._report_data.region_names
+        for row in impact:  # provinces by name where the population has them
+            if row.get("grouping") == "region" and isinstance(row.get("group"), str):
+                k = row["group"].removeprefix("region ").strip()
+                if k.isdigit() and int(k) in names:
+                    row["group"] = names[int(k)]
         return _plain({"run": self.name, "scenario": self.run.scenario, "available": True, "message": note,
                        "findings": findings, "disparate_impact": impact})
 

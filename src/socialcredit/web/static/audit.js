@@ -28,6 +28,7 @@
       el("div", {class: "label"}, "group outcomes below 0.8 of the best group"))));
   const outcomes = [...new Set(impact.map((r) => r.outcome))];
   const label = {never_listed: "never listed", score_ge_600: "platform score ≥ 600", points_ge_960: "municipal points ≥ 960"};
+  const pretty = (o) => label[o] || o.replaceAll("_", " ").replace(" ge ", " ≥ ").replace(" lt ", " < ");
   content.replaceChildren(
     el("h2", {class: "section-title"}, "Findings"),
     el("section", {class: "card", id: "findings"}, d.findings.length
@@ -41,7 +42,7 @@
       "the flagged ones are listed in the table."),
     el("section", {class: "card", id: "impact-card"}, el("div", {id: "plot-impact"})),
     el("section", {class: "card", id: "impact-table", style: "margin-top:18px"},
-      SC.table([{label: "outcome", value: (r) => label[r.outcome] || r.outcome, text: true, format: (v) => v},
+      SC.table([{label: "outcome", value: (r) => pretty(r.outcome), text: true, format: (v) => v},
         {label: "grouping", key: "grouping", text: true}, {label: "group", key: "group", text: true},
         {label: "citizens", key: "citizens"}, {label: "rate", key: "rate", format: (v) => num(v, 3)},
         {label: "ratio to highest", key: "ratio_to_highest", format: (v) => v === null ? "n/a" : num(v, 3),
@@ -50,10 +51,10 @@
   const shown = impact.filter((r) => r.grouping !== "region");
   const traces = outcomes.map((o, i) => {
     const rows = shown.filter((r) => r.outcome === o);
-    return {type: "bar", name: label[o] || o, x: rows.map((r) => `${r.grouping}: ${r.group}`),
+    return {type: "bar", name: pretty(o), x: rows.map((r) => `${r.grouping}: ${r.group}`),
       y: rows.map((r) => r.ratio_to_highest), marker: {color: SC.layout().colorway[i],
         line: {width: rows.map((r) => r.adverse_impact ? 2 : 0), color: SC.C.red}},
-      hovertemplate: "%{x}: %{y:.3f}<extra>" + (label[o] || o) + "</extra>"};
+      hovertemplate: "%{x}: %{y:.3f}<extra>" + (pretty(o)) + "</extra>"};
   });
   SC.plot("plot-impact", traces, SC.layout({barmode: "group", hovermode: "closest",
     shapes: [{type: "line", xref: "paper", x0: 0, x1: 1, y0: 0.8, y1: 0.8, line: {color: SC.C.red, dash: "dash", width: 1.5}}],

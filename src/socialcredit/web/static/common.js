@@ -91,7 +91,8 @@ const SC = (() => {
       el("tbody", {}, rows.map((r) => el("tr", {class: rowClass ? rowClass(r) : null},
         columns.map((c) => {
           const v = c.value ? c.value(r) : r[c.key];
-          return el("td", {class: [c.text ? "text" : "", c.flag && c.flag(r) ? "flag" : ""].join(" ").trim() || null},
+          return el("td", {class: [c.text ? "text" : "", c.wrap ? "wrap" : "", c.flag && c.flag(r) ? "flag" : ""]
+            .join(" ").trim() || null},
             v instanceof Node ? v : (c.format ? c.format(v, r) : num(v)));
         })))));
   }

@@ -31,6 +31,10 @@
     el("p", {class: "lede"}, a.run.description || ""),
     SC.facts(a.run),
     b ? el("div", {}, el("span", {class: "pair-label"}, "compared with "), SC.facts(b.run)) : "",
+    a.systems && a.systems.length ? el("details", {id: "systems"}, el("summary", {},
+      `What ${a.run.name} runs: ${a.systems.length} system${a.systems.length === 1 ? "" : "s"}`),
+    el("ul", {class: "systems-list"}, a.systems.map((x) => el("li", {}, el("b", {}, x.kind), " ", el("code", {}, x.key),
+      " — " + x.text)))) : "",
     el("div", {class: "tiles", id: "tiles"}, a.headline.map((t) => el("div", {class: "tile", "data-key": t.key},
       el("div", {class: "value"}, t.value, b ? el("span", {class: "other", title: b.run.name},
         "vs " + (otherBy[t.key] ?? "n/a")) : null),
@@ -43,22 +47,44 @@
   } catch (e) { SC.error("content", e); return; }
   const content = document.getElementById("content");
   content.replaceChildren();
-  charts[0].groups.forEach((group, gi) => {
-    content.append(el("h2", {class: "section-title"}, group.title));
-    if (group.lede) content.append(el("p", {class: "section-lede"}, group.lede));
+  // sections and charts of every run shown, in the first run's order, then any only the second run has
+  const sections = [];
+  charts.forEach((c) => c.groups.forEach((group) => {
+    let section = sections.find((s) => s.id === group.id);
+    if (!section) sections.push(section = {id: group.id, title: group.title, lede: group.lede, ids: []});
+    group.charts.forEach((chart) => { if (!section.ids.includes(chart.id)) section.ids.push(chart.id); });
+  }));
+  const find = (c, id) => c.groups.flatMap((g) => g.charts).find((x) => x.id === id);
+  sections.forEach((section) => {
+    content.append(el("h2", {class: "section-title"}, section.title));
+    if (section.lede && !compare) content.append(el("p", {class: "section-lede"}, section.lede));
     const grid = el("div", {class: "grid"});
     content.append(grid);
-    group.charts.forEach((chart, ci) => {
+    section.ids.forEach((id) => {
       if (!compare) {
+        const chart = find(charts[0], id);
         grid.append(card(chart, chart.wide, null));
         return;
       }
       charts.forEach((c, ri) => {
-        const other = c.groups[gi] && c.groups[gi].charts.find((x) => x.id === chart.id);
-        grid.append(card(other || chart, false, names[ri], ri * 1000 + ci));
+        const chart = find(c, id);
+        grid.append(chart ? card(chart, false, names[ri]) : absent(find(charts[1 - ri], id), names[ri], c));
       });
     });
   });
+  const omitted = charts[0].omitted || [];
+  if (omitted.length && !compare) {
+    content.append(el("h2", {class: "section-title"}, "Not shown for this run"),
+      el("section", {class: "card", id: "omitted"}, el("ul", {class: "omitted-list"},
+        omitted.map((o) => el("li", {}, el("b", {}, o.title), ": " + o.reason)))));
+  }
+
+  function absent(chart, tag, c) {
+    const why = (c.omitted || []).find((o) => chart.title.toLowerCase().includes(o.title.toLowerCase().split(" (")[0]));
+    return el("section", {class: "card skipped", id: "chart-" + chart.id + "-" + tag},
+      el("h3", {}, chart.title, el("span", {class: "tag"}, tag)),
+      el("div", {class: "skip"}, "Not in this run" + (why ? ": " + why.reason : " (its scenario lacks the system).")));
+  }
 
   function card(chart, wide, tag) {
     const plotDiv = el("div", {class: "plot", "data-chart": chart.id});

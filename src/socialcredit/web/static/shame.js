@@ -17,11 +17,11 @@
   const stats = el("ul", {class: "facts", id: "board-stats"});
   document.getElementById("header").replaceChildren(
     el("p", {class: "eyebrow"}, "Public shame board"),
-    el("h1", {}, "Jaywalkers exposed by cameras"),
-    el("p", {class: "lede"}, "Cities display jaywalkers caught by face-matching cameras on public screens. This is " +
-      "that board for the simulated city: every observed jaywalk, newest first, showing the citizen the camera " +
-      "blamed. When the match was wrong, an innocent is on the screen; those are marked here — the city's board " +
-      "would not mark them. Synthetic ids and generated identicons only: never faces."),
+    el("h1", {id: "board-title"}, "Offenders exposed by cameras"),
+    el("p", {class: "lede"}, "Cities display jaywalkers and fare dodgers caught by face-matching cameras on public " +
+      "screens. This is that board for the simulated city: every observed act it shows, newest first, under the " +
+      "citizen the camera blamed. When the match was wrong, an innocent is on the screen; those are marked here — " +
+      "the city's board would not mark them. Synthetic ids and generated identicons only: never faces."),
     stats,
     el("div", {class: "controls"}, el("label", {class: "check"}, toggle, "show only innocents (misattributed)")));
   const board = el("div", {class: "board", id: "board"});
@@ -33,8 +33,10 @@
     try {
       d = await SC.api(`/runs/${R}/shame?offset=${offset}&limit=${PAGE}&innocent_only=${innocentOnly}`);
     } catch (e) { SC.error(board, e); return; }
+    const kinds = (d.kinds || ["jaywalk"]).map((k) => k.replaceAll("_", " "));
+    document.getElementById("board-title").textContent = `Offenders exposed by cameras: ${kinds.join(", ")}`;
     stats.replaceChildren(
-      el("li", {}, el("b", {}, num(d.total)), " jaywalks on the board"),
+      el("li", {}, el("b", {}, num(d.total)), ` acts on the board (${kinds.join(", ")})`),
       el("li", {}, el("b", {class: "flag"}, num(d.innocent)), " of them innocents"),
       el("li", {}, "innocent share ", el("b", {}, pct(d.innocent_share))),
       d.panel_citizens && d.panel_citizens < d.citizens
@@ -50,8 +52,9 @@
           e.misattributed ? el("div", {class: "stamp"}, "INNOCENT") : null,
           SC.avatar(run, e.citizen, 72),
           el("div", {class: "id"}, `#${e.citizen}`),
-          el("div", {class: "meta"}, `day ${e.day} · region ${e.region ?? "?"}`),
-          el("div", {class: "meta"}, `jaywalking · ${e.points ?? "?"} pts, ${e.grade ?? ""}`),
+          el("div", {class: "meta"}, `day ${e.day} · ${e.region_name ?? "region " + (e.region ?? "?")}`),
+          el("div", {class: "meta"}, `${(e.kind || "jaywalk").replaceAll("_", " ")}` +
+            (e.points !== undefined && e.points !== null ? ` · ${e.points} pts${e.grade ? ", " + e.grade : ""}` : "")),
           e.misattributed ? el("div", {class: "truth"}, "act of citizen ",
             el("a", {href: `/citizens?run=${R}&citizen=${e.actor}`, style: "color:#ffd166"}, `#${e.actor}`)) : null,
           el("a", {href: `/citizens?run=${R}&citizen=${e.citizen}`, class: "meta", style: "color:#8fb8e8"}, "explain →"))))
