@@ -20,18 +20,19 @@ import time
 from pathlib import Path
 
 
-def one(citizens: int, days: int, seed: int) -> dict:
+def one(citizens: int, days: int, seed: int, scenario: str = "ref") -> dict:
     """Run once in this process and return its figures."""
     import socialcredit as sc
 
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        run = sc.run("ref", citizens=citizens, days=days, seed=seed, out=Path(tmp) / "run")
+        run = sc.run(scenario, citizens=citizens, days=days, seed=seed, out=Path(tmp) / "run")
         wall = time.perf_counter() - t0
         timings = run.manifest["timings_seconds"]
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     sim = timings["simulation_seconds"]
     return {
+        "scenario": scenario,
         "citizens": citizens,
         "days": days,
         "citizen_days_per_s": citizens * days / sim,
@@ -94,9 +95,10 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--write", type=Path, help="write a Markdown results file")
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
+    parser.add_argument("--scenario", default="ref", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(int(args.one), args.days, args.seed)))
+        print(json.dumps(one(int(args.one), args.days, args.seed, args.scenario)))
         return
     jit = compile_time()
     print(f"JIT compile: {jit['cold_seconds']:.1f} s cold, {jit['cached_seconds']:.2f} s cached", flush=True)

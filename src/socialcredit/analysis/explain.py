@@ -121,41 +121,15 @@ def _diff(a: Any, b: Any) -> Any:
 
 
 class _Replay:
-    """One replay of the run tracing one citizen: the trace, the inputs each scorecard read, daily outputs."""
+    """One replay of the run tracing one citizen: the trace (with the inputs each scorecard read), daily outputs."""
 
     def __init__(self, scenario: Any, n: int, days: int, seed: int, citizen: int, spare: bool = False) -> None:
         from socialcredit.engine.simulation import Simulation
 
         self.citizen = citizen
         self.sim = Simulation(scenario, n, days, seed, trace=(citizen,), spare=(citizen,) if spare else ())
-        self.inputs: dict[tuple[str, int], dict[str, float]] = {}
         self.published: dict[str, list[Any]] = {}
-        if not spare:
-            self._capture_inputs()
         self.sim.run(on_day=None if spare else self._on_day)
-
-    def _capture_inputs(self) -> None:
-        """Record the values each scorecard's dimension formulas read for this citizen on each scoring day.
-
-        Scorecards log their parts through ``_trace(sim, day, env, new)``; wrapping it on the instance keeps the
-        environment the score was computed from (after consent gating), so the inputs are exactly those used."""
-        i = self.citizen
-        for name, plugin in self.sim.plugins["scoring"].items():
-            original = getattr(plugin, "_trace", None)
-            if original is None or not hasattr(plugin, "dims"):
-                continue
-
-            def wrapped(sim: Any, day: int, env: dict[str, Any], new: Any, _orig: Any = original,
-                        _name: str = name, _plugin: Any = plugin) -> None:
-                _orig(sim, day, env, new)
-                values = {}
-                for _, _, expr in _plugin.dims:
-                    for f in sorted(expr.names):
-                        if f in env and f not in values:
-                            values[f] = _value(env[f], i)
-                self.inputs[(_name, day)] = values
-
-            plugin._trace = wrapped
 
     def _on_day(self, _day: int) -> None:
         for name, arr in self.sim.published().items():
@@ -323,7 +297,7 @@ class _Trace:
             raw += r["weights"][d] * v
         unclipped = low + (high - low) * (raw - offset) / scale
         expected = low + (high - low) * min(1.0, max(0.0, (raw - offset) / scale))
-        inputs = self.replay.inputs.get((r["system"], r["day"])) or self._reference_inputs(r)
+        inputs = r.get("inputs") or self._reference_inputs(r)
         dims = []
         for d, v in r["components"].items():
             w = r["weights"][d]

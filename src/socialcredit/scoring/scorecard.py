@@ -74,6 +74,11 @@ class ScorecardConfig(Strict):
         return self
 
 
+def _scalar(values: np.ndarray | float, i: int) -> float | int | bool:
+    """Citizen ``i``'s value of a field as a Python number (a scalar field is everyone's)."""
+    return values[i].item() if np.ndim(values) else values
+
+
 @register("scoring", "scorecard")
 class Scorecard(Plugin):
     """A custom scorecard (any dimensions)."""
@@ -191,12 +196,14 @@ class Scorecard(Plugin):
             i = int(i)
             parts = {name: float(np.clip(np.nan_to_num(np.atleast_1d(expr.evaluate(env, i, i + 1)), nan=0.0), 0, 1)[0])
                      for name, _, expr in self.dims}
+            inputs = {field: _scalar(env[field], i) for _, _, expr in self.dims for field in sorted(expr.names)}
             sim.trace.append({
                 "what": "score", "system": self.name, "day": day, "citizen": i,
                 "before": float(before[i]), "after": float(new[i]), "components": parts,
                 "weights": {name: w for name, w, _ in self.dims},
                 "low": self.config.low, "high": self.config.high,
                 "raw_offset": self.config.raw_offset, "raw_scale": self.config.raw_scale,
+                "inputs": inputs,
             })
 
     def holder_mask(self, sim: Simulation) -> np.ndarray:
