@@ -89,14 +89,25 @@ def test_bound_follows_the_largest_rate():
     assert sim.kind_arrays["log1m_bound"][k] == pytest.approx(math.log1p(-0.15))
 
 
-def test_rates_refresh_every_refresh_days():
+def test_a_formula_of_fixed_attributes_is_evaluated_once():
     sim = _sim(_formula("x", "0.1 * risk", refresh_days=5), citizens=300, days=12)
+    row = sim.plugins["behaviour"]["x"].rate.row
     sim.citizens.risk[:] = 0.2
+    sim.step()
+    sim.citizens.risk[:] = 0.6  # the engine never changes traits; a formula reading only them is not re-read
+    for _ in range(6):
+        sim.step()
+    np.testing.assert_allclose(sim.rate_table[row], 0.02, rtol=1e-6)
+
+
+def test_rates_refresh_every_refresh_days():
+    sim = _sim(_formula("x", "0.1 * chill", refresh_days=5), citizens=300, days=12)
+    sim.citizens.chill[:] = 0.2
     row = sim.plugins["behaviour"]["x"].rate.row
     k = sim.kinds.names.index("x")
     sim.step()  # day 0
     np.testing.assert_allclose(sim.rate_table[row], 0.02, rtol=1e-6)
-    sim.citizens.risk[:] = 0.6
+    sim.citizens.chill[:] = 0.6
     for day in range(1, 5):
         sim.step()
         np.testing.assert_allclose(sim.rate_table[row], 0.02, rtol=1e-6, err_msg=f"day {day}")

@@ -44,15 +44,21 @@ class RateFormula:
         """Resolve field names; bind the table row."""
         sim.fields.require(self.expr, self.where)
         self.row = int(sim.kinds.params[self.kind][0])
+        self.static = all(sim.fields.is_static(name) for name in self.expr.names)
+        self.evaluated = False
 
     def refresh(self, sim: Simulation) -> None:
-        """Evaluate for everyone; clip to [0, 1]; update the sampling bound."""
+        """Evaluate for everyone (once, if the formula reads only fixed attributes);
+        clip to [0, 1] with NaN read as 0; update the sampling bound."""
+        if self.static and self.evaluated:
+            return
         rates = sim.rate_table[self.row]
         env = sim.fields.everyone(self.expr.names)
         evaluate_everyone(self.expr, env, sim.n, rates)
-        np.nan_to_num(rates, copy=False, nan=0.0, posinf=1.0, neginf=0.0)
-        np.clip(rates, 0.0, 1.0, out=rates)
+        np.fmax(rates, 0.0, out=rates)  # fmax/fmin: a NaN gives way to the bound
+        np.fmin(rates, 1.0, out=rates)
         self.set_bound(sim)
+        self.evaluated = True
 
     def set_bound(self, sim: Simulation) -> None:
         """Sampling bound = the largest rate of the row."""
@@ -70,6 +76,7 @@ class RateFormula:
         """Copy a saved row back and recompute the bound."""
         sim.rate_table[self.row][...] = row
         self.set_bound(sim)
+        self.evaluated = True
 
 
 @register("behaviour", "formula")

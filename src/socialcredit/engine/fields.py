@@ -77,14 +77,22 @@ class Fields:
     def __init__(self, sim: Simulation) -> None:
         self.sim = sim
         self._providers: dict[str, tuple[Callable[[], np.ndarray], str]] = {}
+        self._pick: dict[str, Callable[[np.ndarray], np.ndarray]] = {}  # values at a few ids, without a full pass
+        self._static: set[str] = set()
+        self._cache: dict[str, np.ndarray] = {}  # counters brought to ``_cache_day``
+        self._cache_day = -1
         cz = sim.citizens
         for name, bit in _FLAG_FIELDS.items():
             self.provide(name, _flag_getter(cz, bit), "citizens")
+            self._pick[name] = _flag_picker(cz, bit)
         for name in _CORE:
             self.provide(name, _attr_getter(cz, name), "citizens")
         self.provide("listed", lambda: cz.list_start >= 0, "records (court list)")
+        self._pick["listed"] = lambda ids: cz.list_start[ids] >= 0
         for name in cz.extra:
             self.provide(name, _extra_getter(cz, name), "population")
+        # never change during a run: formulas reading only these need evaluating once
+        self._static = {"urban", "minority", "member", "region", "risk", "voice", "income0", *cz.extra}
 
     # -- names ---------------------------------------------------------------
 
@@ -98,6 +106,12 @@ class Fields:
         """Every plain field name, plus the patterns of derived ones."""
         counted = [f"seen_{k}" for k in self.sim.kinds.names]
         return sorted(self._providers) + counted + ["total_<kind>", "parent_<field>", "friends_<field>"]
+
+    def is_static(self, name: str) -> bool:
+        """Whether field ``name`` keeps its values for the whole run (population attributes)."""
+        if name.startswith("parent_"):
+            return self.is_static(name[len("parent_"):])
+        return name in self._static
 
     def owner(self, name: str) -> str:
         """Who defines field ``name`` (for messages and audits)."""
@@ -153,7 +167,11 @@ class Fields:
             return self._at(name, np.arange(sim.n, dtype=np.int64))
         if name in self._providers:
             return self._providers[name][0]()
-        return sim.counters.everyone(_counter_kind(name), name.startswith("seen_"), sim.day)
+        if self._cache_day != sim.day:  # counters change only in the records stage: one pass per day
+            self._cache, self._cache_day = {}, sim.day
+        if name not in self._cache:
+            self._cache[name] = sim.counters.everyone(_counter_kind(name), name.startswith("seen_"), sim.day)
+        return self._cache[name]
 
     def at(self, names: Iterable[str], ids: np.ndarray) -> dict[str, np.ndarray]:
         """Values of ``names`` for the citizens ``ids`` only (work ∝ len(ids))."""
@@ -175,6 +193,8 @@ class Fields:
             has = p >= 0
             values = self._at(name[len("parent_"):], np.where(has, p, 0))
             return np.where(has, values, 0)
+        if name in self._pick:
+            return self._pick[name](ids)
         if name in self._providers:
             return self._providers[name][0]()[ids]
         return sim.counters.at(_counter_kind(name), name.startswith("seen_"), sim.day, ids)
@@ -197,6 +217,10 @@ def _counter_kind(name: str) -> str | None:
 
 def _flag_getter(cz: Any, bit: np.uint8) -> Callable[[], np.ndarray]:
     return lambda: (cz.flags & bit) != 0
+
+
+def _flag_picker(cz: Any, bit: np.uint8) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda ids: (cz.flags[ids] & bit) != 0
 
 
 def _attr_getter(cz: Any, name: str) -> Callable[[], np.ndarray]:

@@ -180,8 +180,8 @@ class Scorecard(Plugin):
         for lo in range(0, sim.n, CHUNK):
             hi = min(sim.n, lo + CHUNK)
             raw = np.zeros(hi - lo)
-            for _, weight, expr in self.dims:
-                raw += weight * np.clip(np.nan_to_num(expr.evaluate(env, lo, hi), nan=0.0), 0.0, 1.0)
+            for _, weight, expr in self.dims:  # fmax/fmin: a NaN dimension reads 0
+                raw += weight * np.fmin(np.fmax(expr.evaluate(env, lo, hi), 0.0), 1.0)
             out[lo:hi] = c.low + (c.high - c.low) * np.clip((raw - c.raw_offset) / c.raw_scale, 0.0, 1.0)
         if len(sim.trace_ids):
             self._trace(sim, day, env, out)
