@@ -177,11 +177,14 @@ def _oracle_day(sim: Simulation, plugin, day: int, rating: np.ndarray, weight: n
         key = stream_key(sim.seed, plugin.stream, day, b)
         for e in range(ev.kind_at[b, k], ev.kind_at[b, k + 1]):
             i = int(ev.citizen[e])
-            friends = [int(j) for j in nbr[g.offsets[i]:g.offsets[i + 1]] if j >= 0]
+            row = [int(j) for j in nbr[g.offsets[i]:g.offsets[i + 1]]]
+            friends = [j for j in row if j >= 0]
             if not friends:
                 continue
-            ctr = (i - lo) * 3
-            j = friends[int(uniform(key, ctr) * len(friends))]
+            ctr = (i - lo) * 4
+            j = row[int(uniform(key, ctr) * len(row))]  # one entry of the row; a cut one: redraw among active
+            if j < 0:
+                j = friends[int(uniform(key, ctr + 3) * len(friends))]
             z = c.noise_sd * math.sqrt(-2 * math.log(uniform_open(key, ctr + 1))) * math.cos(
                 2 * math.pi * uniform(key, ctr + 2))
             quality = min(1.0, max(0.0, 1.0 - float(risk[i])))  # the scenario's quality = "1 - risk"

@@ -304,3 +304,41 @@ def test_consent_gates_the_scored_citizens_own_reading():
 def test_a_non_consenting_friends_records_do_not_reach_the_score():
     z = _friends_reader().published()["z"]
     assert z[0] == 0  # 0 consented, but its only friend, 1, did not: 1's records must not be passed on
+
+
+def _pair(first: str, second: str) -> dict:
+    tables = {
+        "a": {"kind": "scorecard", "context": "social", "low": 0, "high": 100, "initial": 50, "every_days": 5,
+              "dimensions": {"x": {"weight": 0.5, "value": "risk"}, "y": {"weight": 0.5, "value": "b / 100"}}},
+        "b": {"kind": "scorecard", "context": "social", "low": 0, "high": 100, "initial": 20, "every_days": 5,
+              "dimensions": {"x": {"weight": 0.5, "value": "friends_a / 100"},
+                             "y": {"weight": 0.5, "value": "friends_b / 100"}}},
+    }
+    return {f"scoring.{first}": tables[first], f"scoring.{second}": tables[second]}
+
+
+def test_scorecards_of_a_day_score_simultaneously_whatever_their_order():
+    one = _sim(_pair("a", "b"), citizens=400, days=10)
+    two = _sim(_pair("b", "a"), citizens=400, days=10)
+    assert list(one.plugins["scoring"]) != list(two.plugins["scoring"])
+    for _ in range(4):  # days 0..3: no scoring yet
+        one.step()
+        two.step()
+    a0 = one.plugins["scoring"]["a"].values.copy()
+    b0 = one.plugins["scoring"]["b"].values.copy()
+    one.step()  # day 4: both score, from the values before either did
+    two.step()
+    for name in ("a", "b"):
+        np.testing.assert_array_equal(one.plugins["scoring"][name].values, two.plugins["scoring"][name].values)
+    g = one.graph
+    friends_a = np.zeros(one.n)
+    friends_b = np.zeros(one.n)
+    for i in range(one.n):
+        row = g.neighbours[g.offsets[i]:g.offsets[i + 1]]
+        row = row[row >= 0]
+        if len(row):
+            friends_a[i], friends_b[i] = a0[row].mean(), b0[row].mean()
+    want_b = 100 * np.clip(0.5 * friends_a / 100 + 0.5 * friends_b / 100, 0, 1)
+    want_a = 100 * np.clip(0.5 * one.citizens.risk + 0.5 * b0 / 100, 0, 1)
+    np.testing.assert_allclose(one.plugins["scoring"]["b"].values, want_b, rtol=1e-5, atol=1e-4)
+    np.testing.assert_allclose(one.plugins["scoring"]["a"].values, want_a, rtol=1e-5, atol=1e-4)

@@ -71,6 +71,25 @@ def friends_mean_all(values, offsets, neighbours, out):
         out[i] = total / count if count else 0.0
 
 
+@njit(cache=True, parallel=True)
+def friends_mean_stacked(values, offsets, neighbours, out):
+    """``friends_mean_all`` for several fields at once (columns of ``values``, one graph pass)."""
+    m = values.shape[1]
+    for i in prange(len(offsets) - 1):
+        count = 0
+        for c in range(m):
+            out[i, c] = 0.0
+        for a in range(offsets[i], offsets[i + 1]):
+            j = neighbours[a]
+            if j >= 0:
+                count += 1
+                for c in range(m):
+                    out[i, c] += values[j, c]
+        if count:
+            for c in range(m):
+                out[i, c] /= count
+
+
 class Fields:
     """The field names of one simulation and how to read them."""
 
@@ -172,6 +191,25 @@ class Fields:
         if name not in self._cache:
             self._cache[name] = sim.counters.everyone(_counter_kind(name), name.startswith("seen_"), sim.day)
         return self._cache[name]
+
+    def snapshot(self, names: Iterable[str]) -> dict[str, np.ndarray]:
+        """Arrays over all citizens for ``names``, computed together: every ``friends_*``
+        field in a single pass over the graph. The arrays are the values at this moment
+        (a later change to a field does not show in them)."""
+        names = set(names)
+        friends = sorted(n for n in names if n.startswith("friends_"))
+        env = self.everyone(names - set(friends))
+        if len(friends) == 1:
+            env.update(self.everyone(friends))
+        elif friends:
+            sim = self.sim
+            stacked = np.empty((sim.n, len(friends)), np.float32)
+            for c, name in enumerate(friends):
+                stacked[:, c] = self._everyone(name[len("friends_"):])
+            out = np.empty_like(stacked)
+            friends_mean_stacked(stacked, sim.graph.offsets, sim.graph.neighbours, out)
+            env.update({name: np.ascontiguousarray(out[:, c]) for c, name in enumerate(friends)})
+        return env
 
     def at(self, names: Iterable[str], ids: np.ndarray) -> dict[str, np.ndarray]:
         """Values of ``names`` for the citizens ``ids`` only (work ∝ len(ids))."""

@@ -60,7 +60,8 @@ def decayed_values(value, last, day, tau, ids, out):
 def decayed_all(value, last, day, tau, out):
     """Every ``value`` brought to ``day`` (without writing back)."""
     for i in prange(len(value)):
-        out[i] = value[i] * math.exp(-(day - last[i]) / tau)
+        v = value[i]
+        out[i] = v * math.exp(-(day - last[i]) / tau) if v != 0.0 else 0.0  # most counts are zero
 
 
 @register("records", "event-counters")

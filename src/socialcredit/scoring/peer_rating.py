@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 
 RATING = np.float32  # ratings and their weights
 NOISE = {"none": 0, "normal": 1, "uniform": 2}
-DRAWS = 3  # counters per rated citizen and day: rater, two for the noise
+DRAWS = 4  # counters per rated citizen and day: rater, two for the noise, rater again after a cut tie
 
 
 class PeerRatingConfig(Strict):
@@ -85,6 +85,33 @@ class PeerRatingConfig(Strict):
     safeguards: Safeguards = Safeguards()
 
 
+@njit(cache=True, inline="always")
+def _pick_friend(i, offsets, neighbours, u, v):
+    """A uniformly random active neighbour of ``i`` (-1 if none): one entry of the row drawn
+    with ``u``, kept if active; otherwise a pick among the active ones with ``v``. Each
+    active neighbour has probability 1/active either way, and the row is scanned only
+    when the first draw hits a cut tie."""
+    lo, hi = offsets[i], offsets[i + 1]
+    if hi == lo:
+        return -1
+    j = neighbours[lo + int(u * (hi - lo))]
+    if j >= 0:
+        return j
+    active = 0
+    for a in range(lo, hi):
+        if neighbours[a] >= 0:
+            active += 1
+    if active == 0:
+        return -1
+    pick = int(v * active)
+    for a in range(lo, hi):
+        if neighbours[a] >= 0:
+            if pick == 0:
+                return neighbours[a]
+            pick -= 1
+    return -1
+
+
 @njit(cache=True, parallel=True)
 def give_stars(
     seed, stream, day, block_start, pos, pos_at, ev_citizen, quality, offsets, neighbours, rating,
@@ -104,24 +131,13 @@ def give_stars(
         lo = block_start[b]
         for x in range(pos_at[b], pos_at[b + 1]):
             i = ev_citizen[pos[x]]
-            active = 0
-            for a in range(offsets[i], offsets[i + 1]):
-                if neighbours[a] >= 0:
-                    active += 1
-            if active == 0:
+            ctr = (i - lo) * DRAWS
+            j = _pick_friend(i, offsets, neighbours, uniform(key, ctr), uniform(key, ctr + 3))
+            if j < 0:
                 rater[x] = -1
                 stars[x] = 0
                 weight[x] = 0.0
                 continue
-            ctr = (i - lo) * DRAWS
-            pick = int(uniform(key, ctr) * active)
-            j = -1
-            for a in range(offsets[i], offsets[i + 1]):
-                if neighbours[a] >= 0:
-                    if pick == 0:
-                        j = neighbours[a]
-                        break
-                    pick -= 1
             r_j = float(rating[j])
             ref = r_j if reference < 0.0 else reference
             z = 0.0
@@ -134,7 +150,7 @@ def give_stars(
             s = math.floor(s + 0.5)
             rater[x] = j
             stars[x] = int(min(5.0, max(1.0, s)))
-            weight[x] = (r_j / 5.0) ** rater_power
+            weight[x] = r_j / 5.0 if rater_power == 1.0 else (r_j / 5.0) ** rater_power
 
 
 @njit(cache=True, parallel=True)

@@ -74,6 +74,32 @@ class ScorecardConfig(Strict):
         return self
 
 
+def stage_snapshot(sim: Simulation, day: int) -> dict[str, np.ndarray]:
+    """The fields every scorecard scoring on ``day`` reads, taken once at the first of them.
+
+    Scorecards of the same day score simultaneously: each reads the state before
+    any of them scored (each stores its new scores in a new array, so the snapshot
+    keeps the old ones), whatever their order in the file; friends' means of all
+    of them take one pass over the graph.
+    """
+    cached = getattr(sim, "_scoring_snapshot", None)
+    if cached is not None and cached[0] == day:
+        return cached[2]
+    today = [p for p in sim.plugins["scoring"].values() if isinstance(p, Scorecard) and p.runs_on(day)]
+    env = sim.fields.snapshot(set().union(*(p.reads() for p in today)))
+    sim._scoring_snapshot = (day, {id(p) for p in today}, env)
+    return env
+
+
+def _done_scoring(sim: Simulation, plugin: Scorecard) -> None:
+    """Forget the day's snapshot once every scorecard of the day has scored (it is large)."""
+    cached = getattr(sim, "_scoring_snapshot", None)
+    if cached is not None:
+        cached[1].discard(id(plugin))
+        if not cached[1]:
+            sim._scoring_snapshot = None
+
+
 def _scalar(values: np.ndarray | float, i: int) -> float | int | bool:
     """Citizen ``i``'s value of a field as a Python number (a scalar field is everyone's)."""
     return values[i].item() if np.ndim(values) else values
@@ -147,11 +173,14 @@ class Scorecard(Plugin):
         return (day + 1) % self.config.every_days == 0
 
     def _env(self, sim: Simulation) -> dict[str, np.ndarray]:
-        names = set().union(*(e.names for _, _, e in self.dims))
-        env = sim.fields.everyone(names - self.consent_gated)
+        env = dict(stage_snapshot(sim, sim.day))
         for name in self.consent_gated:
             env[name] = self._consented(sim, name)
         return env
+
+    def reads(self) -> set[str]:
+        """Field names the dimensions read (consent-gated ones apart)."""
+        return set().union(*(e.names for _, _, e in self.dims)) - self.consent_gated
 
     @staticmethod
     def _consented(sim: Simulation, name: str) -> np.ndarray:
@@ -189,6 +218,7 @@ class Scorecard(Plugin):
             sim.citizens.score = out
         else:
             self.values = out
+        _done_scoring(sim, self)
 
     def _trace(self, sim: Simulation, day: int, env: dict[str, np.ndarray], new: np.ndarray) -> None:
         before = sim.fields.everyone([self.name])[self.name]
