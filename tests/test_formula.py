@@ -44,8 +44,8 @@ def test_table_propensity_reads_its_row():
     zi = np.zeros(3, np.int16)
     for row in (0, 1):
         for i in range(3):
-            got = propensity(FORMS["table"], float(row), 0.0, 0.0, i, 0, z, z, z, z, zi, table)
-            assert got == pytest.approx(table[row, i])
+            got = propensity(FORMS["table"], float(row), 0.0, 0.0, i, 0, z, z, z, z, zi, np.ascontiguousarray(table.T))
+            assert got == pytest.approx(table[row, i])  # the table is citizen-major: [citizen, column]
 
 
 def test_rates_are_evaluated_per_citizen_and_clipped():
@@ -55,10 +55,10 @@ def test_rates_are_evaluated_per_citizen_and_clipped():
     sim.step()  # day 0 evaluates the formulas
     fx, fy = sim.plugins["behaviour"]["x"], sim.plugins["behaviour"]["y"]
     assert (fx.rate.row, fy.rate.row) == (0, 1)  # one rate-table row per formula, in order
-    np.testing.assert_array_equal(sim.rate_table[fx.rate.row], np.resize(CLIPPED, 600))
+    np.testing.assert_array_equal(sim.rates(fx.rate.row), np.resize(CLIPPED, 600))
     # 0/0 = NaN reads as 0; everyone else 0.5
     want_y = np.where(np.resize(RISKS, 600) == 0.25, 0.0, 0.5)
-    np.testing.assert_array_equal(sim.rate_table[fy.rate.row], want_y)
+    np.testing.assert_array_equal(sim.rates(fy.rate.row), want_y)
     # the sampling bound of each kind is its largest rate
     assert sim.kind_arrays["bound"][sim.kinds.names.index("x")] == 1.0
     assert sim.kind_arrays["bound"][sim.kinds.names.index("y")] == 0.5
@@ -97,7 +97,7 @@ def test_a_formula_of_fixed_attributes_is_evaluated_once():
     sim.citizens.risk[:] = 0.6  # the engine never changes traits; a formula reading only them is not re-read
     for _ in range(6):
         sim.step()
-    np.testing.assert_allclose(sim.rate_table[row], 0.02, rtol=1e-6)
+    np.testing.assert_allclose(sim.rates(row), 0.02, rtol=1e-6)
 
 
 def test_rates_refresh_every_refresh_days():
@@ -106,14 +106,14 @@ def test_rates_refresh_every_refresh_days():
     row = sim.plugins["behaviour"]["x"].rate.row
     k = sim.kinds.names.index("x")
     sim.step()  # day 0
-    np.testing.assert_allclose(sim.rate_table[row], 0.02, rtol=1e-6)
+    np.testing.assert_allclose(sim.rates(row), 0.02, rtol=1e-6)
     sim.citizens.chill[:] = 0.6
     for day in range(1, 5):
         sim.step()
-        np.testing.assert_allclose(sim.rate_table[row], 0.02, rtol=1e-6, err_msg=f"day {day}")
+        np.testing.assert_allclose(sim.rates(row), 0.02, rtol=1e-6, err_msg=f"day {day}")
         assert sim.kind_arrays["bound"][k] == pytest.approx(0.02)
     sim.step()  # day 5: refreshed before the day's events
-    np.testing.assert_allclose(sim.rate_table[row], 0.06, rtol=1e-6)
+    np.testing.assert_allclose(sim.rates(row), 0.06, rtol=1e-6)
     assert sim.kind_arrays["bound"][k] == pytest.approx(0.06)
 
 
@@ -158,11 +158,11 @@ def test_a_formula_reading_a_score_sees_the_refreshed_value():
     row = sim.plugins["behaviour"]["x"].rate.row
     for _ in range(10):  # days 0..9: rates from the initial score, 50
         sim.step()
-        np.testing.assert_allclose(sim.rate_table[row], 0.005, rtol=1e-6)
+        np.testing.assert_allclose(sim.rates(row), 0.005, rtol=1e-6)
     # z was scored at the end of day 9: 100 * risk; day 10 refreshes the rates from it
     np.testing.assert_allclose(sim.published()["z"], 100 * np.resize(RISKS, 600), rtol=1e-6)
     sim.step()
-    np.testing.assert_allclose(sim.rate_table[row], 0.01 * np.resize(RISKS, 600), rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(sim.rates(row), 0.01 * np.resize(RISKS, 600), rtol=1e-5, atol=1e-9)
 
 
 def test_a_formula_reading_the_platform_score():
@@ -170,11 +170,11 @@ def test_a_formula_reading_the_platform_score():
     row = sim.plugins["behaviour"]["x"].rate.row
     for _ in range(30):
         sim.step()
-    np.testing.assert_allclose(sim.rate_table[row], 0.001 * 260 / 610, rtol=1e-5)  # initial P = 600
+    np.testing.assert_allclose(sim.rates(row), 0.001 * 260 / 610, rtol=1e-5)  # initial P = 600
     score = sim.citizens.score.astype(np.float64).copy()  # scored at the end of day 29
     assert score.std() > 1
     sim.step()
-    np.testing.assert_allclose(sim.rate_table[row], 0.001 * (score - 340) / 610, rtol=1e-5)
+    np.testing.assert_allclose(sim.rates(row), 0.001 * (score - 340) / 610, rtol=1e-5)
 
 
 def test_unknown_field_names_the_key():
@@ -191,5 +191,5 @@ def test_state_and_restore_of_the_rates():
     other = _sim(_formula("x", "0.1 * risk"), citizens=100, days=2)
     other.plugins["behaviour"]["x"].restore({"rates": saved})
     row = other.plugins["behaviour"]["x"].rate.row
-    np.testing.assert_array_equal(other.rate_table[row], saved)
+    np.testing.assert_array_equal(other.rates(row), saved)
     assert other.kind_arrays["bound"][other.kinds.names.index("x")] == pytest.approx(0.1)

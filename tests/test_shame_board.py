@@ -194,9 +194,9 @@ def test_region_shame_is_the_window_per_1000_residents(replay):
 def test_region_shame_deters_through_the_rate_formula(replay):
     sim, _, _, _, _, before_refresh = replay
     row = int(sim.kinds.params[sim.kinds.code("littering", "test")][0])
-    np.testing.assert_allclose(sim.rate_table[row], 0.01 / (1 + 0.5 * before_refresh.astype(np.float64)),
+    np.testing.assert_allclose(sim.rates(row), 0.01 / (1 + 0.5 * before_refresh.astype(np.float64)),
                                rtol=1e-6)
-    assert sim.rate_table[row].min() < 0.01
+    assert sim.rates(row).min() < 0.01
 
 
 def test_cut_ties_are_symmetric_and_counted(replay):

@@ -52,7 +52,7 @@ class RateFormula:
         clip to [0, 1] with NaN read as 0; update the sampling bound."""
         if self.static and self.evaluated:
             return
-        rates = sim.rate_table[self.row]
+        rates = sim.rates(self.row)
         env = sim.fields.everyone(self.expr.names)
         evaluate_everyone(self.expr, env, sim.n, rates)
         np.fmax(rates, 0.0, out=rates)  # fmax/fmin: a NaN gives way to the bound
@@ -62,7 +62,7 @@ class RateFormula:
 
     def set_bound(self, sim: Simulation) -> None:
         """Sampling bound = the largest rate of the row."""
-        bound = float(sim.rate_table[self.row].max()) if sim.n else 0.0
+        bound = float(sim.rates(self.row).max()) if sim.n else 0.0
         ka = sim.kind_arrays
         ka["bound"][self.kind] = bound
         with np.errstate(divide="ignore"):
@@ -70,11 +70,11 @@ class RateFormula:
 
     def state(self, sim: Simulation) -> np.ndarray:
         """The row (saved in checkpoints: it depends on the state when it was evaluated)."""
-        return sim.rate_table[self.row]
+        return sim.rates(self.row)
 
     def restore(self, sim: Simulation, row: np.ndarray) -> None:
         """Copy a saved row back and recompute the bound."""
-        sim.rate_table[self.row][...] = row
+        sim.rates(self.row)[...] = row
         self.set_bound(sim)
         self.evaluated = True
 

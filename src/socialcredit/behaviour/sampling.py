@@ -38,8 +38,8 @@ def propensity(form, p0, p1, p2, i, day, risk, voice, chill, income, list_start,
         if list_start[i] >= 0 and list_start[i] < day and day - list_start[i] < p0:
             return min(1.0, income[i] / p1)
         return 0.0
-    if form == 7:  # a formula's per-citizen rate, row p0 of the rate table
-        return table[int(p0), i]
+    if form == 7:  # a formula's per-citizen rate, column p0 of the rate table
+        return table[i, int(p0)]
     return 0.0
 
 

@@ -135,7 +135,9 @@ class Simulation:
         try:
             for plugin in self._all_plugins():
                 plugin.declare(self)
-            self.rate_table = np.zeros((self.kinds.table_rows(), self.n), np.float32)
+            # citizen-major: one citizen's rates share a cache line or two, so the day's
+            # draws of all kinds in a block stay within a few MiB of the table
+            self.rate_table = np.zeros((self.n, self.kinds.table_rows()), np.float32)
             self._match_rows: list[np.ndarray] = []
             self.counters.setup(self)
             for plugin in self._all_plugins():
@@ -160,6 +162,10 @@ class Simulation:
             "day": np.int16, "citizen": np.int32, "score": np.float32, "points": np.int16, "listed": np.bool_,
             **{name: np.float32 for name in self.published()}})
         self.timings.update(graph_seconds=t2 - t1, setup_seconds=time.perf_counter() - t0)
+
+    def rates(self, row: int) -> np.ndarray:
+        """Every citizen's daily probability of the formula kind in column ``row`` of the rate table (a view)."""
+        return self.rate_table[:, row]
 
     def add_match_row(self, values: np.ndarray) -> int:
         """Add a row of per-citizen false-match multipliers (set-up only); return its index."""
