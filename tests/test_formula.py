@@ -44,8 +44,9 @@ def test_table_propensity_reads_its_row():
     zi = np.zeros(3, np.int16)
     for row in (0, 1):
         for i in range(3):
-            got = propensity(FORMS["table"], float(row), 0.0, 0.0, i, 0, z, z, z, z, zi, np.ascontiguousarray(table.T))
-            assert got == pytest.approx(table[row, i])  # the table is citizen-major: [citizen, column]
+            # one block of 3 citizens, block-major: column c of citizen i at c * 3 + i
+            got = propensity(FORMS["table"], float(row), 0.0, 0.0, i, 0, z, z, z, z, zi, table.ravel(), row * 3)
+            assert got == pytest.approx(table[row, i])
 
 
 def test_rates_are_evaluated_per_citizen_and_clipped():

@@ -52,30 +52,31 @@ class RateFormula:
         clip to [0, 1] with NaN read as 0; update the sampling bound."""
         if self.static and self.evaluated:
             return
-        rates = sim.rates(self.row)
+        rates = np.empty(sim.n, np.float32)
         env = sim.fields.everyone(self.expr.names)
         evaluate_everyone(self.expr, env, sim.n, rates)
         np.fmax(rates, 0.0, out=rates)  # fmax/fmin: a NaN gives way to the bound
         np.fmin(rates, 1.0, out=rates)
-        self.set_bound(sim)
+        sim.set_rates(self.row, rates)
+        self.set_bound(sim, rates)
         self.evaluated = True
 
-    def set_bound(self, sim: Simulation) -> None:
-        """Sampling bound = the largest rate of the row."""
-        bound = float(sim.rates(self.row).max()) if sim.n else 0.0
+    def set_bound(self, sim: Simulation, rates: np.ndarray) -> None:
+        """Sampling bound = the largest rate."""
+        bound = float(rates.max()) if sim.n else 0.0
         ka = sim.kind_arrays
         ka["bound"][self.kind] = bound
         with np.errstate(divide="ignore"):
             ka["log1m_bound"][self.kind] = np.log1p(-min(bound, 1.0))
 
     def state(self, sim: Simulation) -> np.ndarray:
-        """The row (saved in checkpoints: it depends on the state when it was evaluated)."""
+        """The rates (saved in checkpoints: they depend on the state when they were evaluated)."""
         return sim.rates(self.row)
 
-    def restore(self, sim: Simulation, row: np.ndarray) -> None:
-        """Copy a saved row back and recompute the bound."""
-        sim.rates(self.row)[...] = row
-        self.set_bound(sim)
+    def restore(self, sim: Simulation, rates: np.ndarray) -> None:
+        """Set saved rates and recompute the bound."""
+        sim.set_rates(self.row, rates)
+        self.set_bound(sim, rates)
         self.evaluated = True
 
 

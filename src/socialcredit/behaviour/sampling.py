@@ -20,7 +20,7 @@ _URBAN = dt.FLAG_URBAN
 
 
 @njit(cache=True, inline="always")
-def propensity(form, p0, p1, p2, i, day, risk, voice, chill, income, list_start, table):
+def propensity(form, p0, p1, p2, i, day, risk, voice, chill, income, list_start, table, tb):
     """Per-citizen factor of form ``form`` (see ``events.FORMS``) with parameters p0, p1, p2."""
     if form == 0:
         return 1.0
@@ -38,8 +38,8 @@ def propensity(form, p0, p1, p2, i, day, risk, voice, chill, income, list_start,
         if list_start[i] >= 0 and list_start[i] < day and day - list_start[i] < p0:
             return min(1.0, income[i] / p1)
         return 0.0
-    if form == 7:  # a formula's per-citizen rate, column p0 of the rate table
-        return table[i, int(p0)]
+    if form == 7:  # a formula's per-citizen rate: the table holds it at tb + i (see sample_day)
+        return table[tb + i]
     return 0.0
 
 
@@ -53,6 +53,7 @@ def sample_day(
     """Write the day's true events of every block into its slots, kind by kind;
     set ``count`` and the kind boundaries ``kind_at``."""
     nk = len(rate_urban)
+    columns = len(table) // max(1, block_start[-1])  # formula kinds in the block-major rate table
     for b in prange(len(block_start) - 1):
         lo, hi = block_start[b], block_start[b + 1]
         base, cap = slot_start[b], slot_cap[b]
@@ -65,6 +66,8 @@ def sample_day(
             fk, bk, l1 = form[k], bound[k], log1m_bound[k]
             ru, rr = rate_urban[k], rate_rural[k]
             p0, p1, p2 = params[k, 0], params[k, 1], params[k, 2]
+            # block b's rates of table column p0: table[lo·columns + p0·(hi - lo) + (i - lo)]
+            tb = lo * columns + int(p0) * (hi - lo) - lo
             ctr = 0
             i = lo - 1
             while True:
@@ -74,7 +77,7 @@ def sample_day(
                 if i >= hi:
                     break
                 rate = ru if flags[i] & _URBAN else rr
-                p = rate * propensity(fk, p0, p1, p2, i, day, risk, voice, chill, income, list_start, table)
+                p = rate * propensity(fk, p0, p1, p2, i, day, risk, voice, chill, income, list_start, table, tb)
                 if u * bk < p:
                     if n < cap:
                         ev_citizen[base + n] = i

@@ -135,9 +135,9 @@ class Simulation:
         try:
             for plugin in self._all_plugins():
                 plugin.declare(self)
-            # citizen-major: one citizen's rates share a cache line or two, so the day's
-            # draws of all kinds in a block stay within a few MiB of the table
-            self.rate_table = np.zeros((self.n, self.kinds.table_rows()), np.float32)
+            # block-major: block b holds its citizens' rates kind by kind, contiguously,
+            # so a block's draws of every kind stay within a few MiB of the table
+            self.rate_table = np.zeros(self.n * self.kinds.table_rows(), np.float32)
             self._match_rows: list[np.ndarray] = []
             self.counters.setup(self)
             for plugin in self._all_plugins():
@@ -163,9 +163,23 @@ class Simulation:
             **{name: np.float32 for name in self.published()}})
         self.timings.update(graph_seconds=t2 - t1, setup_seconds=time.perf_counter() - t0)
 
-    def rates(self, row: int) -> np.ndarray:
-        """Every citizen's daily probability of the formula kind in column ``row`` of the rate table (a view)."""
-        return self.rate_table[:, row]
+    def _rate_slices(self, column: int) -> list[tuple[int, int, int]]:
+        """(table offset, first citizen, last citizen + 1) of each block for one formula kind."""
+        cols, bs = self.kinds.table_rows(), self.blocks.block_start
+        return [(int(bs[b]) * cols + column * int(bs[b + 1] - bs[b]), int(bs[b]), int(bs[b + 1]))
+                for b in range(len(bs) - 1)]
+
+    def rates(self, column: int) -> np.ndarray:
+        """Every citizen's daily probability of the formula kind in ``column`` of the rate table (a copy)."""
+        out = np.empty(self.n, np.float32)
+        for start, lo, hi in self._rate_slices(column):
+            out[lo:hi] = self.rate_table[start:start + hi - lo]
+        return out
+
+    def set_rates(self, column: int, values: np.ndarray) -> None:
+        """Store every citizen's daily probability of the formula kind in ``column``."""
+        for start, lo, hi in self._rate_slices(column):
+            self.rate_table[start:start + hi - lo] = values[lo:hi]
 
     def add_match_row(self, values: np.ndarray) -> int:
         """Add a row of per-citizen false-match multipliers (set-up only); return its index."""
