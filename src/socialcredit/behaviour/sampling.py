@@ -76,8 +76,11 @@ def sample_day(
                 i += 1 + geometric_skip(u_skip, l1)
                 if i >= hi:
                     break
-                rate = ru if flags[i] & _URBAN else rr
-                p = rate * propensity(fk, p0, p1, p2, i, day, risk, voice, chill, income, list_start, table, tb)
+                if fk == 7:  # a formula's rate is the whole probability
+                    p = table[tb + i]
+                else:
+                    rate = ru if flags[i] & _URBAN else rr
+                    p = rate * propensity(fk, p0, p1, p2, i, day, risk, voice, chill, income, list_start, table, tb)
                 if u * bk < p:
                     if n < cap:
                         ev_citizen[base + n] = i

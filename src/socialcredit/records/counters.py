@@ -57,11 +57,13 @@ def decayed_values(value, last, day, tau, ids, out):
 
 
 @njit(cache=True, parallel=True)
-def decayed_all(value, last, day, tau, out):
-    """Every ``value`` brought to ``day`` (without writing back)."""
+def bring_up_to(value, last, day, tau):
+    """Decay every non-zero count to ``day`` in place (the lazy counters' catch-up)."""
     for i in prange(len(value)):
         v = value[i]
-        out[i] = v * math.exp(-(day - last[i]) / tau) if v != 0.0 else 0.0  # most counts are zero
+        if v != 0.0 and last[i] != day:  # most counts are zero
+            value[i] = v * math.exp(-(day - last[i]) / tau)
+            last[i] = day
 
 
 @register("records", "event-counters")
@@ -103,14 +105,13 @@ class EventCounters(Plugin):
                          ev.flags, ev.target, ev.kind_at)
 
     def everyone(self, kind_name: str, decayed: bool, day: int) -> np.ndarray:
-        """Counts of every citizen (decayed ones brought to ``day``)."""
+        """Counts of every citizen (decayed ones brought up to ``day`` in place: the array itself,
+        valid until the next day's counting)."""
         key = self.tracked[(self._code(kind_name), decayed)]
         value = self.arrays[f"{key}_value"]
-        if not decayed:
-            return value
-        out = np.empty(self.n, np.float32)
-        decayed_all(value, self.arrays[f"{key}_last"], day, self.config.decay_days, out)
-        return out
+        if decayed:
+            bring_up_to(value, self.arrays[f"{key}_last"], day, self.config.decay_days)
+        return value
 
     def at(self, kind_name: str, decayed: bool, day: int, ids: np.ndarray) -> np.ndarray:
         """Counts of ``ids`` (decayed ones brought to ``day``)."""
