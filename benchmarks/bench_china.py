@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
 import re
 import subprocess
 import sys
@@ -31,7 +33,9 @@ def measure(scenario: str, size: float, days: int, seed: int) -> dict:
 
 def table(pairs: list[tuple[dict, dict]]) -> str:
     """Markdown section: throughput of both, their ratio, and china's time per stage."""
-    lines = [SECTION, "", "Produced by `python benchmarks/bench_china.py " + " ".join(sys.argv[1:]) + "`.", "",
+    lines = [SECTION, "", "Produced by `python benchmarks/bench_china.py " + " ".join(sys.argv[1:]) + "`, both "
+             f"scenarios on the same machine ({platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
+             "throughput varies by about ±10 % between runs and hosts, so compare rows, not files).", "",
              "| citizens | days | ref citizen-days/s | china citizen-days/s | china / ref | china graph s "
              "| china set-up s | china writing s | china peak RSS |",
              "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
