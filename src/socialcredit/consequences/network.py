@@ -10,6 +10,7 @@ from pydantic import Field
 
 from socialcredit import dtypes as dt
 from socialcredit.engine.events import OBSERVED
+from socialcredit.engine.kernels import cut_edge, edge_draw
 from socialcredit.engine.plugin import Plugin
 from socialcredit.registry import register
 from socialcredit.rng import Stream, stream_key, uniform
@@ -57,21 +58,9 @@ def unfriend(seed, day, probability, listed, list_start, offsets, neighbours, bl
                 continue  # already cut
             if list_start[j] >= 0 and j < i:
                 continue  # j handles this edge
-            lo_end, hi_end = (i, j) if i < j else (j, i)
-            b = np.searchsorted(block_start, lo_end, side="right") - 1
-            key = stream_key(seed, _UNFRIEND, day, b)
-            if uniform(key, (lo_end - block_start[b]) * 2_147_483_648 + hi_end) < probability:
-                neighbours[a] = ~j
-                # the reverse entry, found by binary search in j's row (sorted by decoded id)
-                lo, hi = offsets[j], offsets[j + 1]
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    v = neighbours[mid]
-                    if (v if v >= 0 else ~v) < i:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                neighbours[lo] = ~i
+            b, ctr = edge_draw(block_start, i, j)
+            if uniform(stream_key(seed, _UNFRIEND, day, b), ctr) < probability:
+                cut_edge(offsets, neighbours, a, i, j)
                 n_cut += 1
         cut[x] = n_cut
 

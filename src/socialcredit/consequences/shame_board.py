@@ -33,6 +33,7 @@ from numba import njit, prange
 from pydantic import Field, field_validator
 
 from socialcredit.engine.events import MISATTRIBUTED, OBSERVED, stable_stream
+from socialcredit.engine.kernels import cut_edge, edge_draw
 from socialcredit.engine.plugin import Plugin
 from socialcredit.registry import register
 from socialcredit.rng import stream_key, uniform
@@ -138,20 +139,9 @@ def shame_unfriend(seed, stream, day, probability, ids, times, offsets, neighbou
                     continue  # j handles this edge
                 m += times[y]
             p = 1.0 - (1.0 - probability) ** m
-            lo_end, hi_end = (i, j) if i < j else (j, i)
-            b = np.searchsorted(block_start, lo_end, side="right") - 1
-            key = stream_key(seed, stream, day, b)
-            if uniform(key, (lo_end - block_start[b]) * 2_147_483_648 + hi_end) < p:
-                neighbours[a] = ~j
-                lo, hi = offsets[j], offsets[j + 1]  # the reverse entry: j's row is sorted by decoded id
-                while lo < hi:
-                    mid = (lo + hi) // 2
-                    v = neighbours[mid]
-                    if (v if v >= 0 else ~v) < i:
-                        lo = mid + 1
-                    else:
-                        hi = mid
-                neighbours[lo] = ~i
+            b, ctr = edge_draw(block_start, i, j)
+            if uniform(stream_key(seed, stream, day, b), ctr) < p:
+                cut_edge(offsets, neighbours, a, i, j)
                 n_cut += 1
         cut[x] = n_cut
 

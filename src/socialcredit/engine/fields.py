@@ -42,33 +42,30 @@ _FLAG_FIELDS = {
 _CORE = ("region", "income", "income0", "risk", "voice", "chill", "score", "points")
 
 
+@njit(cache=True, inline="always")
+def _mean_over_friends(values, offsets, neighbours, i):
+    total = 0.0
+    count = 0
+    for a in range(offsets[i], offsets[i + 1]):
+        j = neighbours[a]
+        if j >= 0:
+            total += values[j]
+            count += 1
+    return total / count if count else 0.0
+
+
 @njit(cache=True, parallel=True)
 def friends_mean(values, offsets, neighbours, ids, out):
     """Mean of ``values`` over each of ``ids``' active neighbours (0 without any)."""
     for x in prange(len(ids)):
-        i = ids[x]
-        total = 0.0
-        count = 0
-        for a in range(offsets[i], offsets[i + 1]):
-            j = neighbours[a]
-            if j >= 0:
-                total += values[j]
-                count += 1
-        out[x] = total / count if count else 0.0
+        out[x] = _mean_over_friends(values, offsets, neighbours, ids[x])
 
 
 @njit(cache=True, parallel=True)
 def friends_mean_all(values, offsets, neighbours, out):
     """Mean of ``values`` over every citizen's active neighbours (0 without any)."""
     for i in prange(len(offsets) - 1):
-        total = 0.0
-        count = 0
-        for a in range(offsets[i], offsets[i + 1]):
-            j = neighbours[a]
-            if j >= 0:
-                total += values[j]
-                count += 1
-        out[i] = total / count if count else 0.0
+        out[i] = _mean_over_friends(values, offsets, neighbours, i)
 
 
 @njit(cache=True, parallel=True)

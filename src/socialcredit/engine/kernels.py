@@ -26,6 +26,31 @@ def collect(ev_citizen, ev_flags, kind_at, bit, kind):
     return np.sort(out)
 
 
+@njit(cache=True, inline="always")
+def edge_draw(block_start, i, j):
+    """(block, counter) addressing the one draw that decides edge {i, j}: the lower endpoint's
+    block and position, with the higher endpoint, so both rows reach the same decision."""
+    lo_end, hi_end = (i, j) if i < j else (j, i)
+    b = np.searchsorted(block_start, lo_end, side="right") - 1
+    return b, (lo_end - block_start[b]) * 2_147_483_648 + hi_end
+
+
+@njit(cache=True, inline="always")
+def cut_edge(offsets, neighbours, a, i, j):
+    """Cut edge {i, j} whose entry in i's row is ``a``: both entries become ``~id``
+    (the reverse one found by binary search in j's row, sorted by decoded id)."""
+    neighbours[a] = ~j
+    lo, hi = offsets[j], offsets[j + 1]
+    while lo < hi:
+        mid = (lo + hi) // 2
+        v = neighbours[mid]
+        if (v if v >= 0 else ~v) < i:
+            lo = mid + 1
+        else:
+            hi = mid
+    neighbours[lo] = ~i
+
+
 @njit(cache=True, parallel=True)
 def count_day(ev_flags, kind_at):
     """Per kind: [events, observed, misattributed, denied, judged, defaulted, removed]."""
