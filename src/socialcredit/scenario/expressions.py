@@ -652,16 +652,23 @@ def _compile(source: str) -> _Compiled | _FormulaError:
         return problem.with_traceback(None)  # cached: keep no frames alive
 
 
+def _length(source: str) -> int:
+    """Characters of a formula, spaces and line breaks not counted."""
+    return len(source) - sum(source.count(c) for c in " \t\r\n")
+
+
 def _compile_uncached(source: str) -> _Compiled:
-    if len(source) > MAX_SOURCE_LENGTH:
+    if _length(source) > MAX_SOURCE_LENGTH:  # spaces do not count: normalised text parses again
         raise _FormulaError(
-            f"expression too long ({len(source)} characters, at most {MAX_SOURCE_LENGTH})",
+            f"expression too long ({_length(source)} characters besides spaces, at most {MAX_SOURCE_LENGTH})",
             "line 1, column 1" if "\n" in source[:MAX_SOURCE_LENGTH] else f"column {MAX_SOURCE_LENGTH + 1}",
         )
     t = _Text(source)
     for i, c in enumerate(source):
         if not c.isprintable() and c not in " \t\r\n":
             raise _FormulaError(f"character {ascii(c)[1:-1]!s} (U+{ord(c):04X}) is not allowed", t.at_raw(i))
+        if not c.isascii():  # the language is ASCII; refusing here keeps Python's parser from normalising names
+            raise _FormulaError(f"character {c!r} (U+{ord(c):04X}) is not allowed (formulas are ASCII)", t.at_raw(i))
     if not t.text:
         raise _FormulaError("empty expression", "column 1")
     try:
