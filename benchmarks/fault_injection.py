@@ -1,6 +1,7 @@
 """Kill runs at random moments (SIGKILL or SIGINT), finish them, compare with an uninterrupted run.
 
     python benchmarks/fault_injection.py --trials 20
+    python benchmarks/fault_injection.py --trials 10 --scenario china --citizens 200000 --days 120
 
 A trial starts `socialcredit run ... --checkpoint-every K`, sends a signal after
 a random delay, checks that no run directory is half-written, then finishes
@@ -44,9 +45,10 @@ def main() -> None:
     parser.add_argument("--citizens", default="300000")
     parser.add_argument("--days", default="400")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument("--scenario", default="ref")
     args = parser.parse_args()
     rng = random.Random(args.seed)
-    base = ["ref", "-n", args.citizens, "-d", args.days, "--seed", "5", "-q"]
+    base = [args.scenario, "-n", args.citizens, "-d", args.days, "--seed", "5", "-q"]
     outcomes: collections.Counter[str] = collections.Counter()
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
