@@ -120,8 +120,9 @@ def test_cli_backend_ray(local_ray, tmp_path, capsys):
     single, par = tmp_path / "s", tmp_path / "r"
     assert main_code(capsys, "run", "ref", "-n", "5000", "-d", "30", "-q", "-o", str(single)) == 0
     assert main_code(capsys, "run", "ref", "-n", "5000", "-d", "30", "-q", "-o", str(par),
-                     "--backend", "ray", "--workers", "2") == 0
-    assert (par / "citizens.parquet").read_bytes() == (single / "citizens.parquet").read_bytes()
+                     "--backend", "ray", "--workers", "5") == 0  # more workers than the instance's 4 CPUs
+    for table in TABLES:
+        assert (par / f"{table}.parquet").read_bytes() == (single / f"{table}.parquet").read_bytes(), table
 
 
 def main_code(capsys, *args: str) -> int:

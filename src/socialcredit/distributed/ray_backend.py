@@ -118,7 +118,10 @@ def run_ray(
     try:
         population = scn.plugins("population")["population"]
         ranges = split_regions(population.region_counts(citizens, seed), workers)
-        pool = RayWorkers(scn, citizens, days, seed, ranges, threads=threads)
+        # one CPU per actor, or an equal share when the cluster has fewer CPUs than workers
+        # (an actor that cannot be placed would wait for ever)
+        cpus = min(1.0, float(ray.cluster_resources().get("CPU", 1.0)) / len(ranges))
+        pool = RayWorkers(scn, citizens, days, seed, ranges, cpus=cpus, threads=threads)
         try:
             results = run_partitions(pool, scn, citizens, days, seed, on_day=on_day)
         finally:
