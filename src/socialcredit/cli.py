@@ -85,6 +85,13 @@ def run_command(
     threads: Annotated[int | None, typer.Option("--threads", help="Worker threads (results do not depend "
                                                 "on it).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar or summary.")] = False,
+    backend: Annotated[str, typer.Option("--backend", help="single (one process) or ray (partitions by region "
+                                         "on Ray actors; needs socialcredit[distributed]); results are the "
+                                         "same.")] = "single",
+    workers: Annotated[int | None, typer.Option("--workers", help="Partitions (Ray actors) with --backend ray "
+                                                "[default: 2].")] = None,
+    address: Annotated[str | None, typer.Option("--address", help="Address of an existing Ray cluster "
+                                                "(default: start a local Ray instance).")] = None,
 ) -> None:
     """Run a scenario and write a run directory (Parquet tables, summary.json, manifest.json)."""
     from socialcredit import api
@@ -94,6 +101,16 @@ def run_command(
 
     scn = Scenario.load(scenario).with_sets(sets or [])
     check_size(citizens, days, seed)
+    if backend not in ("single", "ray"):
+        raise UserError(f"--backend must be single or ray (got {backend!r})")
+    if backend == "single" and (address is not None or workers is not None):
+        raise UserError(f"{'--address' if address is not None else '--workers'} needs --backend ray")
+    if backend == "ray":
+        from socialcredit.distributed import check_supported
+
+        check_supported(scn)
+        if checkpoint_every is not None:
+            raise UserError("--checkpoint-every is not supported with --backend ray")
     preflight(scn, citizens)
     if out_dir is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -101,9 +118,26 @@ def run_command(
     check_target(out_dir, force)
     if threads is not None:
         _set_threads(threads)
+    if backend == "ray":
+        from socialcredit.distributed.ray_backend import run_ray
+
+        def go(on_setup: Any, on_day: Any) -> Any:
+            on_setup(_NotStarted())
+            return run_ray(scn, citizens=citizens, days=days, seed=seed, workers=2 if workers is None else workers,
+                           address=address,
+                           out=out_dir, force=force, threads=threads, on_day=on_day)
+
+        _with_progress(scn.name, citizens, days, out_dir, quiet, go)
+        return
     _with_progress(scn.name, citizens, days, out_dir, quiet, lambda on_setup, on_day: api.run(
         scn, citizens=citizens, days=days, seed=seed, out=out_dir, force=force,
         checkpoint_every=checkpoint_every, on_setup=on_setup, on_day=on_day))
+
+
+class _NotStarted:
+    """What the progress bar reads of a simulation before day 0."""
+
+    day = 0
 
 
 @app.command("resume")

@@ -48,10 +48,11 @@ def sample_day(
     seed, day, block_start,
     rate_urban, rate_rural, form, params, bound, log1m_bound, beh_stream,
     flags, risk, voice, chill, income, list_start, table,
-    ev_citizen, ev_kind, ev_flags, slot_start, slot_cap, count, kind_at,
+    ev_citizen, ev_kind, ev_flags, slot_start, slot_cap, count, kind_at, block_base=0,
 ):
     """Write the day's true events of every block into its slots, kind by kind;
-    set ``count`` and the kind boundaries ``kind_at``."""
+    set ``count`` and the kind boundaries ``kind_at``. ``block_base``: global index of
+    block 0 (a partition of a distributed run), so streams are keyed by global block."""
     nk = len(rate_urban)
     columns = len(table) // max(1, block_start[-1])  # formula kinds in the block-major rate table
     for b in prange(len(block_start) - 1):
@@ -62,7 +63,7 @@ def sample_day(
             kind_at[b, k] = base + n
             if bound[k] <= 0.0:
                 continue
-            key = stream_key(seed, beh_stream[k], day, b)
+            key = stream_key(seed, beh_stream[k], day, b + block_base)
             fk, bk, l1 = form[k], bound[k], log1m_bound[k]
             ru, rr = rate_urban[k], rate_rural[k]
             p0, p1, p2 = params[k, 0], params[k, 1], params[k, 2]

@@ -113,6 +113,10 @@ class Unfriend(Plugin):
     def apply(self, sim: Simulation, day: int) -> None:
         """Cut edges of the currently listed."""
         cz, g = sim.citizens, sim.graph
+        if sim.unfriend_hook is not None:  # a partition of a distributed run
+            self._cut_today = sim.unfriend_hook(day, self.config.probability)
+            self.cut_total += self._cut_today
+            return
         listed = np.flatnonzero(cz.list_start >= 0).astype(np.int64)
         cut = np.zeros(len(listed), np.int64)
         unfriend(sim.seed, day, self.config.probability, listed, cz.list_start,

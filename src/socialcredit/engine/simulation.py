@@ -80,6 +80,9 @@ class Simulation:
     True
     """
 
+    block_base = 0  # global index of block 0 (a partition of a distributed run: see socialcredit.distributed)
+    unfriend_hook: Callable[..., int] | None = None  # a partition's edge cutting (distributed runs)
+
     def __init__(
         self,
         scenario: Scenario,
@@ -124,6 +127,11 @@ class Simulation:
         if not getattr(graph, "uses_population", False):
             population.fill(self.citizens, self.blocks, self.seed)
         self._choose_panel(self.scenario.header.output.panel)
+        self._setup_state()
+        self.timings.update(graph_seconds=t2 - t1, setup_seconds=time.perf_counter() - t0)
+
+    def _setup_state(self) -> None:
+        """Plugins, event kinds, buffers and spools, once citizens, blocks, graph and panel exist."""
         self.spared = np.array(sorted(set(self._spare)), np.int64)
         self.kinds = EventKinds()
         self.fields = Fields(self)
@@ -137,7 +145,7 @@ class Simulation:
                 plugin.declare(self)
             # block-major: block b holds its citizens' rates kind by kind, contiguously,
             # so a block's draws of every kind stay within a few MiB of the table
-            self.rate_table = np.zeros(self.n * self.kinds.table_rows(), np.float32)
+            self.rate_table = np.zeros(int(self.blocks.block_start[-1]) * self.kinds.table_rows(), np.float32)
             self._match_rows: list[np.ndarray] = []
             self.counters.setup(self)
             for plugin in self._all_plugins():
@@ -161,7 +169,6 @@ class Simulation:
         self.panel_scores = Spool(self.spool_dir, "scores", {
             "day": np.int16, "citizen": np.int32, "score": np.float32, "points": np.int16, "listed": np.bool_,
             **{name: np.float32 for name in self.published()}})
-        self.timings.update(graph_seconds=t2 - t1, setup_seconds=time.perf_counter() - t0)
 
     def _rate_slices(self, column: int) -> list[tuple[int, int, int]]:
         """(table offset, first citizen, last citizen + 1) of each block for one formula kind."""
@@ -239,6 +246,7 @@ class Simulation:
                 ka["log1m_bound"], ka["beh_stream"],
                 cz.flags, cz.risk, cz.voice, cz.chill, cz.income, cz.list_start, self.rate_table,
                 ev.citizen, ev.kind, ev.flags, ev.slot_start, ev.slot_cap, ev.count, ev.kind_at,
+                self.block_base,
             )
             if not ev.overflowed():
                 return
@@ -250,7 +258,7 @@ class Simulation:
             self.seed, day, blk.block_start, blk.block_region, blk.region_start,
             ka["detect_urban"], ka["detect_rural"], ka["members_only"], ka["false_match"],
             ka["match_row"], self.match_table, ka["obs_stream"], self.citizens.flags, self.spared,
-            ev.citizen, ev.kind, ev.flags, ev.target, ev.kind_at,
+            ev.citizen, ev.kind, ev.flags, ev.target, ev.kind_at, self.block_base,
         )
 
     def _metrics(self, sim: Simulation, day: int) -> None:

@@ -109,7 +109,7 @@ def observe_day(
     seed, day, block_start, block_region, region_start,
     detect_urban, detect_rural, members_only, false_match, match_row, match_table, obs_stream,
     flags, spared,
-    ev_citizen, ev_kind, ev_flags, ev_target, kind_at,
+    ev_citizen, ev_kind, ev_flags, ev_target, kind_at, block_base=0,
 ):
     """Decide, for every event of the day, whether it is seen and whom it is attributed to.
 
@@ -125,7 +125,7 @@ def observe_day(
         rlo, rhi = region_start[r], region_start[r + 1]
         for k in range(nk):
             unseen = detect_urban[k] <= 0.0 and detect_rural[k] <= 0.0
-            key = stream_key(seed, obs_stream[k], day, b)
+            key = stream_key(seed, obs_stream[k], day, b + block_base)
             for e in range(kind_at[b, k], kind_at[b, k + 1]):
                 i = ev_citizen[e]
                 ev_target[e] = i

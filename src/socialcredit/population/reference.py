@@ -47,13 +47,14 @@ class ReferencePopulation(Plugin):
         gen = numpy_generator(seed, Stream.POPULATION, block=-1)
         return gen.multinomial(n, np.full(c.regions, 1.0 / c.regions)).astype(np.int64)
 
-    def fill(self, citizens: Citizens, blocks: Blocks, seed: int) -> None:
-        """Draw every attribute, block by block from the block's own stream."""
+    def fill(self, citizens: Citizens, blocks: Blocks, seed: int, block_base: int = 0) -> None:
+        """Draw every attribute, block by block from the block's own stream
+        (``block_base``: global index of block 0, for a partition of a distributed run)."""
         c = self.config
         for b in range(blocks.count):
             lo, hi = int(blocks.block_start[b]), int(blocks.block_start[b + 1])
             m = hi - lo
-            gen = numpy_generator(seed, Stream.POPULATION, block=b)
+            gen = numpy_generator(seed, Stream.POPULATION, block=b + block_base)
             urban = gen.random(m) < c.urban
             minority = gen.random(m) < c.minority
             member = gen.random(m) < c.member

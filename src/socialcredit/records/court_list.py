@@ -62,7 +62,7 @@ def court_day(
     decay_days, threshold, scale, cap, a_off, s_income, s_cap, term,
     flags, income, risk, list_start, stress, stress_day,
     ev_citizen, ev_flags, kind_at,
-    recheck, recheck_at, recheck_out, due, due_at, due_out,
+    recheck, recheck_at, recheck_out, due, due_at, due_out, block_base=0,
 ):
     """One day of the court list, block by block (SPEC 9.2 step 3).
 
@@ -75,7 +75,7 @@ def court_day(
     """
     for b in prange(len(block_start) - 1):
         lo = block_start[b]
-        key = stream_key(seed, _JUDGMENT, day, b)
+        key = stream_key(seed, _JUDGMENT, day, b + block_base)
         # ends of term: not listed at the start of today
         for j in range(due_at[b], due_at[b + 1]):
             i = due[j]
@@ -246,7 +246,7 @@ class CourtList(Plugin):
             c.risk_offset, c.strain_income, c.strain_cap, c.term_days,
             cz.flags, cz.income, cz.risk, cz.list_start, self.stress, self.stress_day,
             ev.citizen, ev.flags, ev.kind_at,
-            recheck, blk.slices(recheck), recheck_out, due, blk.slices(due), due_out,
+            recheck, blk.slices(recheck), recheck_out, due, blk.slices(due), due_out, sim.block_base,
         )
         evargs = (ev.citizen, ev.flags, ev.kind_at)
         judged = collect(*evargs, JUDGED, self.judge_kind)

@@ -1,0 +1,189 @@
+"""The driver of a partitioned run: day loop with halo exchange, then merged outputs.
+
+The driver talks to partitions through a small interface (``Workers``) so the
+same loop runs in-process (``LocalWorkers``, for tests without Ray) or on Ray
+actors (``socialcredit.distributed.ray_backend``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from socialcredit import dtypes as dt
+from socialcredit.engine.plan import STAGES
+from socialcredit.engine.simulation import dry_run
+from socialcredit.population import Blocks, Citizens, Graph
+from socialcredit.records.court_list import _Log
+from socialcredit.scenario import Scenario
+
+
+class Workers:
+    """Partitions ``0..k-1``; ``call(method, args_per_partition)`` runs a method on each, in parallel
+    where the backend allows, and returns the results in partition order."""
+
+    k: int
+
+    def call(self, method: str, args: list[tuple[Any, ...]] | None = None) -> list[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def exchange(self, field: str) -> None:
+        """Halo exchange of one citizen field: every partition exports, every partition imports."""
+        exported = self.call("export", [(field,)] * self.k)
+        self.call("import_", [(field, exported)] * self.k)
+
+
+class LocalWorkers(Workers):
+    """Partitions as in-process ``PartitionSim`` objects (tests, debugging)."""
+
+    def __init__(self, scenario: Scenario, citizens: int, days: int, seed: int,
+                 ranges: list[tuple[int, int]]) -> None:
+        from socialcredit.distributed.partition import PartitionSim
+
+        self.parts = [PartitionSim(scenario, citizens, days, seed, r0, r1) for r0, r1 in ranges]
+        self.k = len(self.parts)
+
+    def call(self, method: str, args: list[tuple[Any, ...]] | None = None) -> list[Any]:
+        args = args or [()] * self.k
+        return [getattr(p, method)(*a) for p, a in zip(self.parts, args, strict=True)]
+
+
+class _Table:
+    """A spool-like view of in-memory columns (what ``io.tables`` writes)."""
+
+    def __init__(self, cols: dict[str, np.ndarray], dtypes: dict[str, Any]) -> None:
+        self.cols, self.dtypes = cols, dtypes
+
+    def empty(self) -> dict[str, np.ndarray]:
+        return {k: np.empty(0, t) for k, t in self.dtypes.items()}
+
+    def blocks(self, rows: int):
+        n = len(next(iter(self.cols.values()))) if self.cols else 0
+        for lo in range(0, n, rows):
+            yield {k: v[lo:lo + rows] for k, v in self.cols.items()}
+
+    def concat(self) -> dict[str, np.ndarray]:
+        return self.cols
+
+
+class _Plan:
+    def __init__(self, steps: list[Any], seconds: dict[str, float]) -> None:
+        self.steps, self.seconds = steps, seconds
+
+    def __iter__(self):
+        return iter(self.steps)
+
+
+class MergedRun:
+    """What the writers and ``summary_metrics`` read of a ``Simulation``, merged from partitions."""
+
+    def __init__(self, scenario: Scenario, citizens: int, days: int, seed: int) -> None:
+        self.scenario, self.n, self.day, self.seed, self.days = scenario, citizens, days, seed, days
+        dry = dry_run(scenario)  # plugins and event kinds (the same for any population size)
+        self.plugins, self.kinds = dry.plugins, dry.kinds
+        self.plan = _Plan(dry.plan.steps, dict.fromkeys(STAGES, 0.0))
+        self.timings: dict[str, float] = {}
+        self.trace: list[dict[str, Any]] = []
+
+    def find(self, section: str, kind: str) -> Any | None:
+        return next((p for p in self.plugins[section].values() if p.kind == kind), None)
+
+    def published(self) -> dict[str, np.ndarray]:
+        return {}
+
+
+def run_partitions(
+    workers: Workers, scenario: Scenario, citizens: int, days: int, seed: int,
+    on_day: Callable[[int], None] | None = None,
+) -> Any:
+    """Run every day on the partitions, exchanging halos; return merged ``Results``."""
+    from socialcredit.metrics.summary import Results, summary_metrics
+
+    t0 = time.perf_counter()
+    k = workers.k
+    metas = workers.call("meta")
+    bounds = np.array([*(m["g0"] for m in metas), citizens], np.int64)
+    allg = np.unique(np.concatenate([m["ghosts"] for m in metas]))
+    boundaries = [allg[(allg >= bounds[p]) & (allg < bounds[p + 1])] for p in range(k)]
+    workers.call("set_routes", [(bounds, boundaries)] * k)
+    nsteps = metas[0]["steps"]
+    setup_seconds = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    snapshots: dict[int, tuple[float, float]] = {}
+    for day in range(days):
+        halo = workers.call("halo_today", [(day,)] * k)[0]
+        start = 0
+        for x, field in halo:
+            if x > start:
+                workers.call("run_steps", [(day, start, x)] * k)
+            workers.exchange(field)
+            start = x
+        workers.call("run_steps", [(day, start, nsteps)] * k)
+        if any(f == "score" for _, f in halo):  # a scoring day: means over all citizens, as one process
+            parts = workers.call("local_state")
+            score = np.concatenate([p[0] for p in parts])
+            points = np.concatenate([p[1] for p in parts])
+            snapshots[day] = (float(np.mean(score, dtype=np.float64)), float(np.mean(points, dtype=np.float64)))
+        if on_day is not None:
+            on_day(day + 1)
+    simulation_seconds = time.perf_counter() - t1
+    outs = workers.call("outputs")
+    merged = MergedRun(scenario, citizens, days, seed)
+    # citizens and graph, in global id order
+    fields = outs[0]["citizens"].keys()
+    cols = {f: np.concatenate([o["citizens"][f] for o in outs]) for f in fields}
+    cz = Citizens.empty(cols["region"])
+    for f, v in cols.items():
+        setattr(cz, f, v)
+    merged.citizens = cz
+    degrees = np.concatenate([np.diff(o["offsets"]) for o in outs])
+    offsets = np.zeros(citizens + 1, np.int64)
+    np.cumsum(degrees, out=offsets[1:])
+    neighbours = np.concatenate([o["neighbours"] for o in outs]).astype(dt.CITIZEN_ID)
+    merged.graph = Graph(offsets=offsets.astype(dt.offsets_dtype(int(offsets[-1]))), neighbours=neighbours)
+    merged.panel = np.flatnonzero(cz.flags & dt.FLAG_PANEL).astype(np.int32)
+    population = scenario.plugins("population")["population"]
+    merged.blocks = Blocks.from_region_counts(population.region_counts(citizens, seed))
+    # daily rows: integer counts summed; the snapshot means from the driver
+    rows = []
+    for d in range(days):
+        parts = [o["daily"][d] for o in outs]
+        row: dict[str, float] = {}
+        for key in parts[0]:
+            if key == "day":
+                row[key] = parts[0][key]
+            elif key in ("score_mean", "points_mean"):
+                row[key] = snapshots[d][0 if key == "score_mean" else 1]
+            else:
+                row[key] = sum(p[key] for p in parts)
+        rows.append(row)
+    merged.daily_rows = rows
+    # panel spools: by day, partitions in order (= block order)
+    for name, dtypes in (("scores", {"day": np.int16, "citizen": np.int32, "score": np.float32,
+                                     "points": np.int16, "listed": np.bool_}),
+                         ("events", {"day": np.int16, "citizen": np.int32, "kind": np.uint8,
+                                     "flags": np.uint8, "target": np.int32})):
+        cat = {c: np.concatenate([o[name][c] for o in outs]).astype(t) for c, t in dtypes.items()}
+        order = np.argsort(cat["day"], kind="stable")
+        table = _Table({c: v[order] for c, v in cat.items()}, dtypes)
+        setattr(merged, "panel_scores" if name == "scores" else "panel_events", table)
+    court = merged.find("records", "court-list")
+    if court is not None:
+        for log in court._LOGS:
+            merged_log = _Log()
+            merged_log.extend(np.concatenate([o["court"][log] for o in outs]).astype(np.int32))
+            setattr(court, log, merged_log)
+    unfriend = merged.find("consequences", "unfriend")
+    if unfriend is not None:
+        unfriend.cut_total = sum(int(o["cut_total"]) for o in outs)
+    for o in outs:
+        for stage, s in o["seconds"].items():
+            merged.plan.seconds[stage] = max(merged.plan.seconds.get(stage, 0.0), s)
+    merged.timings.update(setup_seconds=setup_seconds, simulation_seconds=simulation_seconds,
+                          days_simulated=days, partitions=k)
+    timings = dict(merged.timings)
+    timings.update({f"stage_{s}_seconds": v for s, v in merged.plan.seconds.items()})
+    return Results(sim=merged, metrics=summary_metrics(merged, rows), timings=timings)

@@ -1,0 +1,303 @@
+"""One partition of a distributed run: whole regions, with ghost copies of outside neighbours.
+
+Nothing here imports Ray: a ``PartitionSim`` is an ordinary ``Simulation`` over
+a contiguous range of regions, so it can be driven in-process (tests) or inside
+a Ray actor (``socialcredit.distributed.ray_backend``).
+
+Index space ("ext" ids). A partition owns global citizens ``[g0, g1)`` and global
+blocks ``[b0, b1)``. Its neighbours outside the range (ghosts) get slots too, and
+ext ids are the positions in the sorted list ``gid`` of global ids (ghosts below
+``g0``, then the partition's own citizens, then ghosts above ``g1``), so the map
+is order-preserving: graph rows keep the order of the single-process run (float
+sums over neighbours are bit-identical) and position counters
+``i - block_start[b]`` are unchanged. Ghost rows of the graph are empty; the
+ghost tails of ``score``, ``list_start`` and ``flags`` are refreshed by halo
+exchange before the steps that read them through neighbours.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from numba import njit, prange
+
+from socialcredit import dtypes as dt
+from socialcredit.engine.kernels import edge_draw
+from socialcredit.engine.simulation import Simulation, check_size
+from socialcredit.errors import UserError
+from socialcredit.population import Blocks, Citizens, Graph
+from socialcredit.rng import Stream, numpy_generator, stream_key, uniform
+from socialcredit.scenario import Scenario
+
+_UNFRIEND = int(Stream.UNFRIEND)
+
+SUPPORTED = {
+    "population": {"reference"},
+    "graph": {"regional-random"},
+    "behaviour": {"bernoulli"},
+    "observation": {"camera", "registry", "platform"},
+    "records": {"court-list", "points", "event-counters"},
+    "scoring": {"reference-score"},
+    "consequences": {"travel-ban", "loan-gate", "unfriend", "chill"},
+}
+
+# halo exchange: the state a step reads through neighbours, by (stage, plugin kind)
+HALO = {("scoring", "reference-score"): "score", ("network", "unfriend"): "list_start",
+        ("network", "chill"): "flags"}
+
+
+def check_supported(scenario: Scenario) -> None:
+    """Refuse scenarios whose plugins the ray backend does not partition (one line)."""
+    for section, kinds in SUPPORTED.items():
+        for name, plugin in scenario.plugins(section).items():
+            if plugin.kind not in kinds:
+                allowed = ", ".join(f"{s}: {'/'.join(sorted(k))}" for s, k in SUPPORTED.items())
+                raise UserError(f"the ray backend supports the reference scenario's plugins only ({allowed}); "
+                                f"{section}.{name} is {plugin.kind!r}")
+            if plugin.kind == "court-list" and plugin.config.initial_share > 0:
+                raise UserError(f"the ray backend supports court lists without an initial stock "
+                                f"({section}.{name}.initial_share is {plugin.config.initial_share})")
+
+
+def split_regions(region_counts: np.ndarray, workers: int) -> list[tuple[int, int]]:
+    """Cut regions ``0..R-1`` into ``workers`` contiguous ranges balanced by citizen count
+    (non-empty where possible; fewer ranges when there are fewer regions than workers)."""
+    counts = np.asarray(region_counts, np.int64)
+    total, regions = int(counts.sum()), len(counts)
+    k = max(1, min(workers, regions))
+    cum = np.concatenate([[0], np.cumsum(counts)])
+    cuts = [0]
+    for p in range(1, k):
+        target = total * p / k
+        r = int(np.searchsorted(cum, target))
+        if r > 0 and abs(cum[r - 1] - target) <= abs(cum[min(r, regions)] - target):
+            r -= 1
+        r = min(max(r, cuts[-1] + 1), regions - (k - p))
+        cuts.append(r)
+    cuts.append(regions)
+    return [(cuts[p], cuts[p + 1]) for p in range(k)]
+
+
+@njit(cache=True, parallel=True)
+def unfriend_partition(seed, day, probability, lo, hi, gid, list_start, offsets, neighbours, block_start, cut):
+    """A partition's share of ``network.unfriend``: each of its own rows decides each
+    active edge with a listed endpoint by the same draw as the single-process run
+    (``edge_draw`` on global ids and global block starts) and cuts its own entry only,
+    so both sides of a cross-partition edge reach the same state without messages.
+    ``cut[i - lo]`` counts the edges whose lower endpoint is ``i`` (each edge once)."""
+    for i in prange(lo, hi):
+        listed_i = list_start[i] >= 0
+        gi = gid[i]
+        n = 0
+        for a in range(offsets[i], offsets[i + 1]):
+            j = neighbours[a]
+            if j < 0:
+                continue  # already cut
+            if not listed_i and list_start[j] < 0:
+                continue
+            gj = gid[j]
+            b, ctr = edge_draw(block_start, gi, gj)
+            if uniform(stream_key(seed, _UNFRIEND, day, b), ctr) < probability:
+                neighbours[a] = ~j
+                if gi < gj:
+                    n += 1
+        cut[i - lo] = n
+
+
+class PartitionSim(Simulation):
+    """The simulation of regions ``[r0, r1)`` of a run, with ghost slots for outside friends."""
+
+    def __init__(self, scenario: Scenario, citizens: int, days: int, seed: int, r0: int, r1: int) -> None:
+        check_size(citizens, days, seed)
+        check_supported(scenario)
+        self.trace_ids = np.empty(0, np.int64)
+        self.trace: list[dict[str, Any]] = []
+        self._spare = ()
+        self.scenario = scenario
+        self.total = citizens
+        self.days = days
+        self.seed = seed
+        self.day = 0
+        self.r0, self.r1 = r0, r1
+        self.timings: dict[str, float] = {}
+        from socialcredit.engine.simulation import PLUGIN_SECTIONS
+
+        self.plugins = {s: scenario.plugins(s) for s in PLUGIN_SECTIONS}
+        self._setup()
+
+    def _setup(self) -> None:
+        population = self.scenario.plugins("population")["population"]
+        graph_plugin = self.scenario.plugins("graph")["graph"]
+        g = Blocks.from_region_counts(population.region_counts(self.total, self.seed))
+        r0, r1 = self.r0, self.r1
+        b0, b1 = int(g.region_first_block[r0]), int(g.region_first_block[r1])
+        g0, g1 = int(g.region_start[r0]), int(g.region_start[r1])
+        self.global_block_start = g.block_start
+        self.g0, self.g1, self.block_base = g0, g1, b0
+        # the graph: the partition's rows of the global graph (draws are counter-based)
+        full = graph_plugin.build(g, self.seed)
+        e0, e1 = int(full.offsets[g0]), int(full.offsets[g1])
+        rows = np.asarray(full.neighbours[e0:e1], np.int64)
+        local_offsets = np.asarray(full.offsets[g0:g1 + 1], np.int64) - e0
+        del full
+        ghosts = np.unique(rows[(rows < g0) | (rows >= g1)])
+        below = int(np.searchsorted(ghosts, g0))
+        self.gid = np.concatenate([ghosts[:below], np.arange(g0, g1, dtype=np.int64), ghosts[below:]])
+        self.lo, self.hi = below, below + (g1 - g0)  # the partition's own citizens, in ext ids
+        self.n = n_ext = len(self.gid)
+        total = int(local_offsets[-1])
+        offsets = np.concatenate([np.zeros(below, np.int64), local_offsets,
+                                  np.full(n_ext - self.hi, total, np.int64)])
+        self.graph = Graph(offsets=offsets.astype(dt.offsets_dtype(total)),
+                           neighbours=np.searchsorted(self.gid, rows).astype(dt.CITIZEN_ID))
+        self.ghosts = ghosts
+        shift = below - g0
+        self.blocks = Blocks(
+            region_start=g.region_start[r0:r1 + 1] + shift,
+            block_start=g.block_start[b0:b1 + 1] + shift,
+            block_region=g.block_region[b0:b1] - r0,
+            region_first_block=g.region_first_block[r0:r1 + 1] - b0,
+        )
+        region = np.zeros(n_ext, dt.REGION)
+        region[self.lo:self.hi] = np.repeat(np.arange(r0, r1, dtype=dt.REGION), np.diff(g.region_start[r0:r1 + 1]))
+        self.citizens = Citizens.empty(region)
+        population.fill(self.citizens, self.blocks, self.seed, block_base=b0)
+        ghost = np.ones(n_ext, bool)
+        ghost[self.lo:self.hi] = False
+        self.citizens.income[ghost] = 1.0  # ghosts' own attributes are never used; keep them finite
+        self.citizens.income0[ghost] = 1.0
+        self._choose_panel(self.scenario.header.output.panel)
+        self._setup_state()
+        self.unfriend_hook = self._unfriend
+
+    def _choose_panel(self, size: int) -> None:
+        """The single-process panel, restricted to the partition's citizens."""
+        cz = self.citizens
+        if self.total <= size:
+            cz.flags[self.lo:self.hi] |= dt.FLAG_PANEL
+        elif size > 0:
+            gen = numpy_generator(self.seed, Stream.PANEL)
+            chosen = np.sort(gen.choice(self.total, size=size, replace=False))
+            mine = chosen[(chosen >= self.g0) & (chosen < self.g1)]
+            cz.flags[mine - self.g0 + self.lo] |= dt.FLAG_PANEL
+        self.panel = np.flatnonzero(cz.flags & dt.FLAG_PANEL).astype(np.int32)
+
+    def _unfriend(self, day: int, probability: float) -> int:
+        g, cz = self.graph, self.citizens
+        cut = np.zeros(self.hi - self.lo, np.int64)
+        unfriend_partition(self.seed, day, probability, self.lo, self.hi, self.gid, cz.list_start,
+                           g.offsets, g.neighbours, self.global_block_start, cut)
+        return int(cut.sum())
+
+    def _snapshot(self, day: int, row: dict[str, float]) -> None:
+        """Panel rows of the partition; the means are computed by the driver over all citizens."""
+        cz, p = self.citizens, self.panel
+        row["score_mean"] = 0.0
+        row["points_mean"] = 0.0
+        self.panel_scores.append(
+            day=np.full(len(p), day, np.int16), citizen=p, score=cz.score[p],
+            points=cz.points[p], listed=cz.list_start[p] >= 0,
+        )
+
+    # -- halo exchange ---------------------------------------------------------
+
+    def meta(self) -> dict[str, Any]:
+        """First global id, ghost ids (global, sorted) and the number of steps of the plan."""
+        return {"g0": self.g0, "g1": self.g1, "ghosts": self.ghosts, "steps": len(self.plan.steps)}
+
+    def set_routes(self, bounds: np.ndarray, boundaries: list[np.ndarray]) -> None:
+        """``bounds``: first global id of each partition (and the total); ``boundaries[p]``:
+        the sorted global ids partition p exports. Precompute where each ghost comes from."""
+        self.export_ext = np.searchsorted(self.gid, boundaries[self._index(bounds)])
+        slots = np.concatenate([np.arange(self.lo), np.arange(self.hi, self.n)]).astype(np.int64)
+        ids = self.gid[slots]
+        owner = np.searchsorted(bounds, ids, side="right") - 1
+        self.routes = []
+        for p in range(len(boundaries)):
+            mask = owner == p
+            if mask.any():
+                self.routes.append((p, slots[mask], np.searchsorted(boundaries[p], ids[mask])))
+
+    def _index(self, bounds: np.ndarray) -> int:
+        return int(np.searchsorted(bounds, self.g0, side="right")) - 1
+
+    def export(self, field: str) -> np.ndarray:
+        """Values of ``field`` at the citizens other partitions hold as ghosts."""
+        return getattr(self.citizens, field)[self.export_ext]
+
+    def import_(self, field: str, exported: list[np.ndarray]) -> None:
+        """Refresh the ghost tail of ``field`` from every partition's export."""
+        arr = getattr(self.citizens, field)
+        for p, slots, pos in self.routes:
+            arr[slots] = exported[p][pos]
+
+    # -- outputs ---------------------------------------------------------------
+
+    def outputs(self) -> dict[str, Any]:
+        """The partition's final state and logs, in global ids."""
+        sl = slice(self.lo, self.hi)
+        cz, g, gid = self.citizens, self.graph, self.gid
+        off = np.asarray(g.offsets[self.lo:self.hi + 1], np.int64)
+        nbr = g.neighbours[off[0]:off[-1]].astype(np.int64)
+        nbr = np.where(nbr >= 0, gid[np.maximum(nbr, 0)], ~gid[np.maximum(~nbr, 0)]).astype(dt.CITIZEN_ID)
+        out: dict[str, Any] = {
+            "citizens": {k: v[sl].copy() for k, v in cz.arrays().items()},
+            "offsets": off - off[0], "neighbours": nbr, "daily": self.daily_rows,
+        }
+
+        def glob(spool: Any, *cols: str) -> dict[str, np.ndarray]:
+            data = spool.concat()
+            for c in cols:
+                data[c] = gid[data[c].astype(np.int64)].astype(np.int32)
+            return data
+
+        out["scores"] = glob(self.panel_scores, "citizen")
+        out["events"] = glob(self.panel_events, "citizen", "target")
+        court = self.find("records", "court-list")
+        if court is not None:
+            out["court"] = {
+                "entry_citizen": gid[court.entry_citizen.view()].astype(np.int32),
+                "entry_day": court.entry_day.view().copy(),
+                "exit_citizen": gid[court.exit_citizen.view()].astype(np.int32),
+                "exit_day": court.exit_day.view().copy(),
+                "exit_reason": court.exit_reason.view().copy(),
+            }
+        unfriend = self.find("consequences", "unfriend")
+        out["cut_total"] = unfriend.cut_total if unfriend is not None else 0
+        out["seconds"] = dict(self.plan.seconds)
+        return out
+
+    def local_state(self) -> tuple[np.ndarray, np.ndarray]:
+        """Scores and points of the partition's own citizens (the driver's daily means)."""
+        cz = self.citizens
+        return cz.score[self.lo:self.hi].copy(), cz.points[self.lo:self.hi].copy()
+
+    def step_info(self) -> list[tuple[str, str, str | None]]:
+        """(stage, name, halo field or None) of every step of the plan."""
+        out = []
+        for s in self.plan:
+            plugin = getattr(s.call, "__self__", None)
+            kind = getattr(plugin, "kind", None) if plugin is not self else None
+            out.append((s.stage, s.name, HALO.get((s.stage, kind))))
+        return out
+
+    def halo_today(self, day: int) -> list[tuple[int, str]]:
+        """(step index, field) of the steps of ``day`` that need a halo exchange first."""
+        info = self.step_info()
+        return [(x, info[x][2]) for x, s in enumerate(self.plan)
+                if info[x][2] is not None and (s.runs_on is None or s.runs_on(day))]
+
+    def run_steps(self, day: int, i0: int, i1: int) -> None:
+        """Run steps ``i0..i1-1`` of ``day`` (those scheduled for it)."""
+        seconds = self.plan.seconds
+        import time
+
+        for step in self.plan.steps[i0:i1]:
+            if step.runs_on is not None and not step.runs_on(day):
+                continue
+            t = time.perf_counter()
+            step.call(self, day)
+            seconds[step.stage] += time.perf_counter() - t
+        if i1 >= len(self.plan.steps):
+            self.day = day + 1

@@ -1,0 +1,142 @@
+"""Partitions as Ray actors (``socialcredit run --backend ray``). Ray is imported lazily."""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+import weakref
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from socialcredit.distributed.driver import Workers, run_partitions
+from socialcredit.distributed.partition import check_supported, split_regions
+from socialcredit.errors import UserError
+from socialcredit.scenario import Scenario
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise UserError("the ray backend needs Ray: pip install 'socialcredit[distributed]'") from None
+    return ray
+
+
+class _Partition:
+    """Actor body: one ``PartitionSim``; every method of the driver's interface forwards to it."""
+
+    def __init__(self, doc: dict[str, Any], source: str, citizens: int, days: int, seed: int,
+                 r0: int, r1: int, threads: int | None) -> None:
+        if threads is not None:
+            import numba
+
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        from socialcredit.distributed.partition import PartitionSim
+
+        self.sim = PartitionSim(Scenario(doc, source), citizens, days, seed, r0, r1)
+
+    def call(self, method: str, *args: Any) -> Any:
+        if method == "import_" and isinstance(args[1], _Refs):  # fetch only the exports this partition reads
+            import ray
+
+            refs, needed = args[1], {p for p, _, _ in self.sim.routes}
+            fetched = dict(zip(sorted(needed), ray.get([refs[p] for p in sorted(needed)]), strict=True))
+            args = (args[0], [fetched.get(p) for p in range(len(refs))])
+        return getattr(self.sim, method)(*args)
+
+
+class RayWorkers(Workers):
+    """One Ray actor per partition."""
+
+    def __init__(self, scenario: Scenario, citizens: int, days: int, seed: int,
+                 ranges: list[tuple[int, int]], cpus: float = 1, threads: int | None = None) -> None:
+        ray = _ray()
+        actor = ray.remote(num_cpus=cpus)(_Partition)
+        doc = scenario.to_dict()
+        self.actors = [actor.remote(doc, scenario.source, citizens, days, seed, r0, r1, threads)
+                       for r0, r1 in ranges]
+        self.k = len(self.actors)
+        self.ray = ray
+
+    def call(self, method: str, args: list[tuple[Any, ...]] | None = None) -> list[Any]:
+        args = args or [()] * self.k
+        return self.ray.get([a.call.remote(method, *x) for a, x in zip(self.actors, args, strict=True)])
+
+    def exchange(self, field: str) -> None:
+        """Exports stay in the object store; each actor fetches the ones it needs."""
+        refs = [a.call.remote("export", field) for a in self.actors]
+        self.ray.get([a.call.remote("import_", field, _Refs(refs)) for a in self.actors])
+
+    def close(self) -> None:
+        for a in self.actors:
+            self.ray.kill(a)
+
+
+class _Refs(list):
+    """A list of object refs passed by reference (resolved by the importer)."""
+
+
+def run_ray(
+    scenario: str | Path | Scenario,
+    *,
+    citizens: int,
+    days: int,
+    seed: int = 1,
+    workers: int = 2,
+    address: str | None = None,
+    out: str | Path | None = None,
+    force: bool = False,
+    threads: int | None = None,
+    on_day: Callable[[int], None] | None = None,
+) -> Any:
+    """Run ``scenario`` partitioned over ``workers`` Ray actors (on the cluster at ``address``,
+    else a local Ray instance); write the run directory and return the ``Run``.
+    The outputs are the single-process run's, bit for bit (manifest timings aside)."""
+    from socialcredit.api import Run, _manifest
+    from socialcredit.engine.simulation import check_size, preflight
+    from socialcredit.io.rundir import atomic_dir, check_target
+    from socialcredit.io.tables import write_run
+
+    started = dt.datetime.now(dt.UTC)
+    scn = scenario if isinstance(scenario, Scenario) else Scenario.load(scenario)
+    check_size(citizens, days, seed)
+    if not 1 <= workers <= 4096:
+        raise UserError(f"--workers must be between 1 and 4096 (got {workers})")
+    check_supported(scn)
+    preflight(scn, citizens)
+    temporary = out is None
+    target = Path(tempfile.mkdtemp(prefix="socialcredit-")) / "run" if temporary else Path(out)
+    check_target(target, force)
+    ray = _ray()
+    started_here = False
+    if not ray.is_initialized():
+        ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                 configure_logging=False)
+        started_here = True
+    try:
+        population = scn.plugins("population")["population"]
+        ranges = split_regions(population.region_counts(citizens, seed), workers)
+        # one CPU per actor, or an equal share when the cluster has fewer CPUs than workers
+        # (an actor that cannot be placed would wait for ever)
+        cpus = min(1.0, float(ray.cluster_resources().get("CPU", 1.0)) / len(ranges))
+        pool = RayWorkers(scn, citizens, days, seed, ranges, cpus=cpus, threads=threads)
+        try:
+            results = run_partitions(pool, scn, citizens, days, seed, on_day=on_day)
+        finally:
+            pool.close()
+    finally:
+        if started_here:
+            ray.shutdown()
+    sim = results.sim
+    with atomic_dir(target, force=True) as tmp:
+        wall = (dt.datetime.now(dt.UTC) - started).total_seconds()
+        manifest = _manifest(sim, results.timings, started, wall)
+        manifest.update(backend="ray", workers=len(ranges), partitions=[list(r) for r in ranges],
+                        checkpoint_every=None)
+        write_run(results, tmp, manifest)
+    result = Run(target)
+    if temporary:
+        weakref.finalize(result, shutil.rmtree, target.parent, True)
+    return result

@@ -1,0 +1,132 @@
+"""Partitioned runs (``--backend ray``): bit-identical to one process for any number of workers."""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from socialcredit import api
+from socialcredit.cli import main
+from socialcredit.distributed.driver import LocalWorkers, run_partitions
+from socialcredit.distributed.partition import split_regions
+from socialcredit.engine.simulation import Simulation
+from socialcredit.errors import UserError
+from socialcredit.scenario import Scenario
+
+TABLES = ("citizens", "daily", "scores_monthly", "events", "lists")
+
+
+def _metrics(path: Path) -> dict:
+    doc = json.loads((path / "summary.json").read_text())
+    doc["metrics"].pop("citizen_days_per_s")  # a speed, not a result
+    return doc
+
+
+def test_core_does_not_import_ray():
+    code = "import sys, socialcredit, socialcredit.api, socialcredit.cli; print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+
+
+def test_split_regions_is_contiguous_and_balanced():
+    counts = np.array([10, 30, 5, 5, 50, 0, 20])
+    for k in range(1, 9):
+        ranges = split_regions(counts, k)
+        assert ranges[0][0] == 0 and ranges[-1][1] == len(counts)
+        assert all(a[1] == b[0] and a[0] < a[1] for a, b in itertools.pairwise(ranges))
+        assert len(ranges) == min(k, len(counts))
+
+
+@pytest.mark.parametrize("k", [1, 2, 3, 5])
+def test_in_process_partitions_match_one_process(k):
+    """The partition logic without Ray: every array, row and metric equal."""
+    n, days = 12_000, 60
+    scn = Scenario.load("ref").override(**{"consequences.unfriend.probability": 0.5})
+    sim = Simulation(scn, citizens=n, days=days, seed=4)
+    ref = sim.run()
+    ranges = split_regions(scn.plugins("population")["population"].region_counts(n, 4), k)
+    res = run_partitions(LocalWorkers(scn, n, days, 4, ranges), scn, n, days, 4)
+    got = res.sim
+    for name, values in sim.citizens.arrays().items():
+        assert np.array_equal(values, got.citizens.get(name)), name
+    assert np.array_equal(sim.graph.offsets, got.graph.offsets)
+    assert np.array_equal(sim.graph.neighbours, got.graph.neighbours)  # cut edges included
+    assert sim.graph.active_edges() < sim.graph.edges  # unfriending happened
+    assert sim.daily_rows == got.daily_rows
+    drop = {"citizen_days_per_s"}
+    assert {k: v for k, v in ref.metrics.items() if k not in drop} == \
+        {k: v for k, v in res.metrics.items() if k not in drop}
+    for spool in ("panel_scores", "panel_events"):
+        a, b = getattr(sim, spool).concat(), getattr(got, spool).concat()
+        assert all(np.array_equal(a[c], b[c]) for c in a), spool
+    court = sim.find("records", "court-list")
+    assert court.table(days).equals(got.find("records", "court-list").table(days))
+
+
+def test_unsupported_plugins_are_refused(capsys):
+    from socialcredit.distributed import check_supported
+
+    with pytest.raises(UserError, match="the ray backend supports"):
+        check_supported(Scenario.load("china"))
+    with pytest.raises(SystemExit) as exc:
+        main(["run", "china", "-n", "1000", "-d", "5", "--backend", "ray", "-o", "/nonexistent/x"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "the ray backend supports" in err and len(err.strip().splitlines()) == 1
+
+
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    import ray
+
+    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("single") / "run"
+    api.run("ref", citizens=100_000, days=60, seed=1, out=out)
+    return out
+
+
+@needs_ray
+@pytest.mark.parametrize("k", [1, 2, 3])
+def test_ray_run_is_bit_identical(local_ray, single, tmp_path, k):
+    from socialcredit.distributed.ray_backend import run_ray
+
+    out = tmp_path / f"ray{k}"
+    run_ray("ref", citizens=100_000, days=60, seed=1, workers=k, out=out)
+    for table in TABLES:
+        assert (out / f"{table}.parquet").read_bytes() == (single / f"{table}.parquet").read_bytes(), table
+    assert _metrics(out) == _metrics(single)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["backend"] == "ray" and manifest["workers"] == k
+
+
+@needs_ray
+def test_cli_backend_ray(local_ray, tmp_path, capsys):
+    single, par = tmp_path / "s", tmp_path / "r"
+    assert main_code(capsys, "run", "ref", "-n", "5000", "-d", "30", "-q", "-o", str(single)) == 0
+    assert main_code(capsys, "run", "ref", "-n", "5000", "-d", "30", "-q", "-o", str(par),
+                     "--backend", "ray", "--workers", "5") == 0  # more workers than the instance's 4 CPUs
+    for table in TABLES:
+        assert (par / f"{table}.parquet").read_bytes() == (single / f"{table}.parquet").read_bytes(), table
+
+
+def main_code(capsys, *args: str) -> int:
+    with pytest.raises(SystemExit) as exc:
+        main(list(args))
+    capsys.readouterr()
+    return exc.value.code
