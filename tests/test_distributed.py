@@ -130,3 +130,32 @@ def main_code(capsys, *args: str) -> int:
         main(list(args))
     capsys.readouterr()
     return exc.value.code
+
+
+@needs_ray
+def test_a_worker_killed_mid_run_writes_nothing_and_a_rerun_is_identical(local_ray, single, tmp_path, monkeypatch):
+    import ray
+
+    from socialcredit.distributed import ray_backend
+
+    pools = []
+
+    class Recorded(ray_backend.RayWorkers):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            pools.append(self)
+
+    def kill_on_day_20(day: int) -> None:
+        if day == 20:
+            ray.kill(pools[-1].actors[1])  # the second partition's actor dies mid-run
+
+    monkeypatch.setattr(ray_backend, "RayWorkers", Recorded)
+    out = tmp_path / "killed"
+    with pytest.raises(UserError, match=r"a Ray worker failed during the run .*nothing was written") as err:
+        ray_backend.run_ray("ref", citizens=100_000, days=60, seed=1, workers=2, out=out, on_day=kill_on_day_20)
+    assert "\n" not in str(err.value)
+    assert not out.exists() and not list(tmp_path.glob("*killed*"))  # nothing half-written
+    ray_backend.run_ray("ref", citizens=100_000, days=60, seed=1, workers=2, out=out)  # run again
+    for table in TABLES:
+        assert (out / f"{table}.parquet").read_bytes() == (single / f"{table}.parquet").read_bytes(), table
+    assert _metrics(out) == _metrics(single)

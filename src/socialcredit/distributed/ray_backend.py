@@ -12,7 +12,7 @@ from typing import Any
 
 from socialcredit.distributed.driver import Workers, run_partitions
 from socialcredit.distributed.partition import check_supported, split_regions
-from socialcredit.errors import UserError
+from socialcredit.errors import UserError, one_line
 from socialcredit.scenario import Scenario
 
 
@@ -112,8 +112,12 @@ def run_ray(
     ray = _ray()
     started_here = False
     if not ray.is_initialized():
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        try:
+            ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                     configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            where = f"the Ray cluster at {address}" if address else "a local Ray instance"
+            raise UserError(f"cannot start or reach {where}: {one_line(str(exc))}") from None
         started_here = True
     try:
         population = scn.plugins("population")["population"]
@@ -124,6 +128,9 @@ def run_ray(
         pool = RayWorkers(scn, citizens, days, seed, ranges, cpus=cpus, threads=threads)
         try:
             results = run_partitions(pool, scn, citizens, days, seed, on_day=on_day)
+        except ray.exceptions.RayError as exc:  # a worker (actor or node) died: nothing was written
+            raise UserError(f"a Ray worker failed during the run ({type(exc).__name__}); nothing was written: "
+                            "run it again (the results do not depend on the workers)") from None
         finally:
             pool.close()
     finally:
