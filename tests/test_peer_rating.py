@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from socialcredit.consequences.service import positions
 from socialcredit.engine import checkpoint
 from socialcredit.engine.events import DENIED
+from socialcredit.engine.kernels import positions
 from socialcredit.engine.simulation import Simulation
 from socialcredit.errors import ScenarioError
 from socialcredit.rng import stream_key, uniform, uniform_open

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from socialcredit import dtypes as dt
-from socialcredit.consequences.service import positions
 from socialcredit.engine.events import DENIED
+from socialcredit.engine.kernels import positions
 from socialcredit.engine.simulation import Simulation
 from socialcredit.errors import ScenarioError
 from socialcredit.scenario import Scenario

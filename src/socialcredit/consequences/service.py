@@ -15,11 +15,11 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import numpy as np
-from numba import njit
 from pydantic import Field, model_validator
 
 from socialcredit.behaviour.formula import RateFormula
 from socialcredit.engine.events import DENIED
+from socialcredit.engine.kernels import positions
 from socialcredit.engine.plugin import Plugin
 from socialcredit.registry import register
 from socialcredit.scenario.expressions import Formula, parse
@@ -47,21 +47,6 @@ class ServiceConfig(Strict):
         if (self.deny is None) == (self.allow is None):
             raise ValueError("give exactly one of deny (a ban) and allow (a perk)")
         return self
-
-
-@njit(cache=True)
-def positions(kind_at, kind):
-    """Buffer positions of the day's events of ``kind``, block by block."""
-    n = 0
-    for b in range(len(kind_at)):
-        n += kind_at[b, kind + 1] - kind_at[b, kind]
-    out = np.empty(n, np.int64)
-    n = 0
-    for b in range(len(kind_at)):
-        for e in range(kind_at[b, kind], kind_at[b, kind + 1]):
-            out[n] = e
-            n += 1
-    return out
 
 
 @register("consequences", "service")

@@ -94,7 +94,6 @@ class Fields:
         self.sim = sim
         self._providers: dict[str, tuple[Callable[[], np.ndarray], str]] = {}
         self._pick: dict[str, Callable[[np.ndarray], np.ndarray]] = {}  # values at a few ids, without a full pass
-        self._static: set[str] = set()
         self._cache: dict[str, np.ndarray] = {}  # counters brought to ``_cache_day``
         self._cache_day = -1
         cz = sim.citizens

@@ -26,6 +26,21 @@ def collect(ev_citizen, ev_flags, kind_at, bit, kind):
     return np.sort(out)
 
 
+@njit(cache=True)
+def positions(kind_at, kind):
+    """Buffer positions of the day's events of ``kind``, block by block."""
+    n = 0
+    for b in range(len(kind_at)):
+        n += kind_at[b, kind + 1] - kind_at[b, kind]
+    out = np.empty(n, np.int64)
+    n = 0
+    for b in range(len(kind_at)):
+        for e in range(kind_at[b, kind], kind_at[b, kind + 1]):
+            out[n] = e
+            n += 1
+    return out
+
+
 @njit(cache=True, inline="always")
 def edge_draw(block_start, i, j):
     """(block, counter) addressing the one draw that decides edge {i, j}: the lower endpoint's

@@ -44,8 +44,8 @@ from numba import njit, prange
 from pydantic import Field
 
 from socialcredit.behaviour.formula import RateFormula
-from socialcredit.consequences.service import positions
 from socialcredit.engine.events import stable_stream
+from socialcredit.engine.kernels import positions
 from socialcredit.engine.plugin import Plugin
 from socialcredit.registry import register
 from socialcredit.rng import stream_key, uniform, uniform_open
