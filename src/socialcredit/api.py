@@ -120,8 +120,8 @@ def _finish(
 
     if on_setup is not None:
         on_setup(sim)
-    results = sim.run(on_day=after_day)
-    sim.release()  # working arrays are not written: free them before the writer's buffers
+    # working arrays are neither measured nor written: free them before the metrics and the writer's buffers
+    results = sim.run(on_day=after_day, release=True)
     from socialcredit.io.tables import write_run
 
     with atomic_dir(target, force=True) as tmp:

@@ -354,8 +354,12 @@ class Simulation:
             seconds[step.stage] += time.perf_counter() - t
         self.day += 1
 
-    def run(self, on_day: Callable[[int], None] | None = None) -> Any:
-        """Run the remaining days; return the results (``Results``)."""
+    def run(self, on_day: Callable[[int], None] | None = None, release: bool = False) -> Any:
+        """Run the remaining days; return the results (``Results``).
+
+        With ``release``, the plugins' working arrays are dropped (``release``) before the summary
+        metrics are computed, so the metrics' temporaries do not add to the run's peak memory.
+        """
         from socialcredit.metrics.summary import Results
 
         t = time.perf_counter()
@@ -365,4 +369,6 @@ class Simulation:
             if on_day is not None:
                 on_day(self.day)
         self.timings["simulation_seconds"] = time.perf_counter() - t
+        if release:
+            self.release()
         return Results.from_simulation(self)

@@ -73,11 +73,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from pydantic import Field, ValidationInfo, field_validator
 
 from socialcredit import dtypes as dt
@@ -87,6 +85,10 @@ from socialcredit.population.blocks import Blocks
 from socialcredit.population.citizens import Citizens
 from socialcredit.registry import register
 from socialcredit.scenario.schema import Strict
+
+if TYPE_CHECKING:  # pyarrow is imported where a file is read, not by every run
+    import pyarrow as pa
+    import pyarrow.parquet as pq
 
 MAX_ROWS = 2_000_000_000  # the engine's largest population (simulation.MAX_CITIZENS)
 MAX_REGION = 254  # regions are uint8 and at most 255 of them
@@ -181,6 +183,8 @@ class _Reader:
             raise self.fail(f"cannot read: {getattr(exc, 'strerror', None) or exc}") from None
         if size < 12 or head != MAGIC or tail != MAGIC:
             raise self.fail("not a Parquet file (no PAR1 header and footer; encrypted files are not supported)")
+        import pyarrow.parquet as pq
+
         try:
             pf = pq.ParquetFile(path, page_checksum_verification=True, arrow_extensions_enabled=False)
             pf.schema_arrow  # noqa: B018  (decodes the schema: fails here on a corrupt footer)
@@ -192,6 +196,8 @@ class _Reader:
 
     def check_schema(self, schema: pa.Schema) -> dict[str, pa.DataType]:
         """Column types by name, after refusing personal data, unknown, duplicate and missing columns."""
+        import pyarrow as pa
+
         names = list(schema.names)
         for name in names:
             low = name.lower()
@@ -225,6 +231,8 @@ class _Reader:
     # -- the values ------------------------------------------------------------
 
     def read_column(self, pf: pq.ParquetFile, name: str, value_type: pa.DataType, rows: int) -> np.ndarray:
+        import pyarrow as pa
+
         try:
             table = pf.read(columns=[name], use_threads=True, use_pandas_metadata=False)
             if table.num_columns != 1:
@@ -308,6 +316,8 @@ class _Reader:
 
 
 def _accepts(kind: str, t: pa.DataType) -> bool:
+    import pyarrow as pa
+
     if kind == "bool":
         return pa.types.is_boolean(t)
     if kind == "int":
