@@ -138,3 +138,14 @@ def test_plugin_builds_from_ref_config():
     expected = csr_from_draws(500, 3, 5, 0.8, blocks)
     np.testing.assert_array_equal(g.neighbours, expected.neighbours)
     assert g.offsets.dtype == np.int32
+
+
+@pytest.mark.parametrize("r0, r1", [(0, N), (0, 200), (200, 1400), (1400, N), (3000, 3000), (5, 6)])
+def test_rows_of_a_partition_equal_those_rows_of_the_whole_graph(built, r0, r1):
+    blocks, g = built
+    part = csr_from_draws(blocks.n, 1, 5, 0.8, blocks, rows=(r0, r1))
+    assert part.n == r1 - r0
+    want = g.neighbours[g.offsets[r0] : g.offsets[r1]]
+    np.testing.assert_array_equal(part.offsets, np.asarray(g.offsets[r0 : r1 + 1]) - g.offsets[r0])
+    np.testing.assert_array_equal(part.neighbours, want)
+    assert part.neighbours.nbytes == want.nbytes, "memory proportional to the rows kept"

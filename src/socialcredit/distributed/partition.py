@@ -135,13 +135,12 @@ class PartitionSim(Simulation):
         g0, g1 = int(g.region_start[r0]), int(g.region_start[r1])
         self.global_block_start = g.block_start
         self.g0, self.g1, self.block_base = g0, g1, b0
-        # the graph: the partition's rows of the global graph (draws are counter-based)
-        full = graph_plugin.build(g, self.seed)
-        e0, e1 = int(full.offsets[g0]), int(full.offsets[g1])
-        rows = np.asarray(full.neighbours[e0:e1], np.int64)
-        local_offsets = np.asarray(full.offsets[g0:g1 + 1], np.int64) - e0
-        del full
-        ghosts = np.unique(rows[(rows < g0) | (rows >= g1)])
+        # the graph: the partition's rows of the global graph, generated alone (draws are counter-based)
+        mine = graph_plugin.build_rows(g, self.seed, g0, g1)
+        rows = mine.neighbours
+        local_offsets = np.asarray(mine.offsets, np.int64)
+        del mine
+        ghosts = np.unique(rows[(rows < g0) | (rows >= g1)]).astype(np.int64)
         below = int(np.searchsorted(ghosts, g0))
         self.gid = np.concatenate([ghosts[:below], np.arange(g0, g1, dtype=np.int64), ghosts[below:]])
         self.lo, self.hi = below, below + (g1 - g0)  # the partition's own citizens, in ext ids
@@ -149,8 +148,9 @@ class PartitionSim(Simulation):
         total = int(local_offsets[-1])
         offsets = np.concatenate([np.zeros(below, np.int64), local_offsets,
                                   np.full(n_ext - self.hi, total, np.int64)])
-        self.graph = Graph(offsets=offsets.astype(dt.offsets_dtype(total)),
-                           neighbours=np.searchsorted(self.gid, rows).astype(dt.CITIZEN_ID))
+        neighbours = np.searchsorted(self.gid, rows).astype(dt.CITIZEN_ID)
+        del rows
+        self.graph = Graph(offsets=offsets.astype(dt.offsets_dtype(total)), neighbours=neighbours)
         self.ghosts = ghosts
         shift = below - g0
         self.blocks = Blocks(

@@ -85,37 +85,43 @@ def _partner(i, key, ctr, lo, hi, n, local):
 
 
 @njit(cache=True)
-def _count(seed, draws, local, block_start, block_region, region_start, deg):
-    n = len(deg)
+def _count(seed, draws, local, block_start, block_region, region_start, n, r0, r1, deg):
+    """Degrees of rows ``r0..r1-1`` (``deg[i - r0]``), counting every draw that touches them."""
     for b in range(len(block_region)):
         key = stream_key(seed, _GRAPH, -1, b)
         r = block_region[b]
         lo, hi = region_start[r], region_start[r + 1]
         for i in range(block_start[b], block_start[b + 1]):
             base = (i - block_start[b]) * draws * 2
+            mine = r0 <= i < r1
             for d in range(draws):
                 j = _partner(i, key, base + 2 * d, lo, hi, n, local)
                 if j >= 0:
-                    deg[i] += 1
-                    deg[j] += 1
+                    if mine:
+                        deg[i - r0] += 1
+                    if r0 <= j < r1:
+                        deg[j - r0] += 1
 
 
 @njit(cache=True)
-def _fill(seed, draws, local, block_start, block_region, region_start, offsets, cursor, nbr):
-    n = len(cursor)
+def _fill(seed, draws, local, block_start, block_region, region_start, n, r0, r1, offsets, cursor, nbr):
+    """Fill rows ``r0..r1-1`` (``offsets``/``cursor`` indexed by ``i - r0``) with global ids."""
     for b in range(len(block_region)):
         key = stream_key(seed, _GRAPH, -1, b)
         r = block_region[b]
         lo, hi = region_start[r], region_start[r + 1]
         for i in range(block_start[b], block_start[b + 1]):
             base = (i - block_start[b]) * draws * 2
+            mine = r0 <= i < r1
             for d in range(draws):
                 j = _partner(i, key, base + 2 * d, lo, hi, n, local)
                 if j >= 0:
-                    nbr[offsets[i] + cursor[i]] = j
-                    cursor[i] += 1
-                    nbr[offsets[j] + cursor[j]] = i
-                    cursor[j] += 1
+                    if mine:
+                        nbr[offsets[i - r0] + cursor[i - r0]] = j
+                        cursor[i - r0] += 1
+                    if r0 <= j < r1:
+                        nbr[offsets[j - r0] + cursor[j - r0]] = i
+                        cursor[j - r0] += 1
 
 
 @njit(cache=True, parallel=True)
@@ -149,23 +155,29 @@ def _compact(old_offsets, new_offsets, nbr):
 
 
 def csr_from_draws(
-    n: int, seed: int, draws: int, local: float, blocks: Blocks
+    n: int, seed: int, draws: int, local: float, blocks: Blocks, rows: tuple[int, int] | None = None
 ) -> Graph:
     """Build the regional random graph without materialising an edge list.
 
     Draws are regenerated from their counter-based stream in two passes (count,
     then fill), rows are sorted and de-duplicated in place, then compacted.
+    With ``rows=(r0, r1)`` only the rows of citizens ``r0..r1-1`` are kept (a
+    partition's share of the graph, neighbours in global ids): every draw is
+    still regenerated, but memory is proportional to the rows kept, and each row
+    equals the same row of the whole graph.
     """
-    deg = np.zeros(n, np.int32)
-    args = (seed, draws, local, blocks.block_start, blocks.block_region, blocks.region_start)
+    r0, r1 = (0, n) if rows is None else rows
+    m = r1 - r0
+    deg = np.zeros(m, np.int32)
+    args = (seed, draws, local, blocks.block_start, blocks.block_region, blocks.region_start, n, r0, r1)
     _count(*args, deg)
-    offsets = np.zeros(n + 1, np.int64)
+    offsets = np.zeros(m + 1, np.int64)
     np.cumsum(deg, out=offsets[1:])
     nbr = np.empty(int(offsets[-1]), dt.CITIZEN_ID)
     deg[:] = 0
     _fill(*args, offsets, deg, nbr)
     _sort_dedupe_rows(offsets, nbr, deg)
-    new_offsets = np.zeros(n + 1, np.int64)
+    new_offsets = np.zeros(m + 1, np.int64)
     np.cumsum(deg, out=new_offsets[1:])
     del deg
     _compact(offsets, new_offsets, nbr)
@@ -186,3 +198,8 @@ class RegionalRandom(Plugin):
     def build(self, blocks: Blocks, seed: int, citizens: Citizens | None = None) -> Graph:
         """Generate the graph for the citizens laid out by ``blocks`` (attributes unused)."""
         return csr_from_draws(blocks.n, seed, self.config.draws, self.config.local_share, blocks)
+
+    def build_rows(self, blocks: Blocks, seed: int, r0: int, r1: int) -> Graph:
+        """Rows ``r0..r1-1`` of the graph ``build`` makes (neighbours in global ids), in memory
+        proportional to those rows: a partition's share of the graph."""
+        return csr_from_draws(blocks.n, seed, self.config.draws, self.config.local_share, blocks, rows=(r0, r1))
