@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from socialcredit import dtypes as dt
 from socialcredit.engine.plan import STAGES
 from socialcredit.engine.simulation import dry_run
-from socialcredit.population import Blocks, Citizens, Graph
+from socialcredit.metrics.totals import Totals, snapshot_means
+from socialcredit.population import Blocks
 from socialcredit.records.court_list import _Log
 from socialcredit.scenario import Scenario
 
@@ -28,6 +29,10 @@ class Workers:
     k: int
 
     def call(self, method: str, args: list[tuple[Any, ...]] | None = None) -> list[Any]:  # pragma: no cover
+        raise NotImplementedError
+
+    def call_some(self, calls: list[tuple[int, str, tuple[Any, ...]]]) -> list[Any]:  # pragma: no cover
+        """Run ``(partition, method, args)`` calls, in parallel where the backend allows; results in order."""
         raise NotImplementedError
 
     def exchange(self, field: str) -> None:
@@ -49,6 +54,9 @@ class LocalWorkers(Workers):
     def call(self, method: str, args: list[tuple[Any, ...]] | None = None) -> list[Any]:
         args = args or [()] * self.k
         return [getattr(p, method)(*a) for p, a in zip(self.parts, args, strict=True)]
+
+    def call_some(self, calls: list[tuple[int, str, tuple[Any, ...]]]) -> list[Any]:
+        return [getattr(self.parts[p], method)(*a) for p, method, a in calls]
 
 
 class _Table:
@@ -77,16 +85,30 @@ class _Plan:
         return iter(self.steps)
 
 
-class MergedRun:
-    """What the writers and ``summary_metrics`` read of a ``Simulation``, merged from partitions."""
+@dataclass
+class GraphSize:
+    """The graph's size, all the merged run keeps of it (its rows stay with the partitions)."""
 
-    def __init__(self, scenario: Scenario, citizens: int, days: int, seed: int) -> None:
+    edges: int
+
+
+class MergedRun:
+    """What the writers and ``summary_metrics`` read of a ``Simulation``, merged from partitions.
+
+    It holds nothing proportional to the population: per-citizen rows stay in the
+    partitions and ``citizen_rows`` fetches one row group at a time; the metrics come
+    from the partitions' per-block totals; panels and list logs are small.
+    """
+
+    def __init__(self, scenario: Scenario, citizens: int, days: int, seed: int,
+                 workers: Workers, bounds: np.ndarray) -> None:
         self.scenario, self.n, self.day, self.seed, self.days = scenario, citizens, days, seed, days
         dry = dry_run(scenario)  # plugins and event kinds (the same for any population size)
         self.plugins, self.kinds = dry.plugins, dry.kinds
         self.plan = _Plan(dry.plan.steps, dict.fromkeys(STAGES, 0.0))
         self.timings: dict[str, float] = {}
         self.trace: list[dict[str, Any]] = []
+        self.workers, self.bounds = workers, bounds
 
     def find(self, section: str, kind: str) -> Any | None:
         return next((p for p in self.plugins[section].values() if p.kind == kind), None)
@@ -94,12 +116,26 @@ class MergedRun:
     def published(self) -> dict[str, np.ndarray]:
         return {}
 
+    def citizen_rows(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+        """Rows ``lo..hi-1`` of citizens.parquet, fetched from the partitions holding them."""
+        b = self.bounds
+        calls = [(p, "citizen_rows", (max(lo, int(b[p])), min(hi, int(b[p + 1]))))
+                 for p in range(len(b) - 1) if b[p] < hi and b[p + 1] > lo]
+        pieces = self.workers.call_some(calls)
+        if len(pieces) == 1:
+            return pieces[0]
+        return {c: np.concatenate([piece[c] for piece in pieces]) for c in pieces[0]}
+
 
 def run_partitions(
     workers: Workers, scenario: Scenario, citizens: int, days: int, seed: int,
     on_day: Callable[[int], None] | None = None,
 ) -> Any:
-    """Run every day on the partitions, exchanging halos; return merged ``Results``."""
+    """Run every day on the partitions, exchanging halos; return merged ``Results``.
+
+    The partitions stay alive: ``Results.sim`` (a ``MergedRun``) fetches the rows of
+    citizens.parquet from them while the run directory is written.
+    """
     from socialcredit.metrics.summary import Results, summary_metrics
 
     t0 = time.perf_counter()
@@ -112,7 +148,6 @@ def run_partitions(
     nsteps = metas[0]["steps"]
     setup_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
-    snapshots: dict[int, tuple[float, float]] = {}
     for day in range(days):
         halo = workers.call("halo_today", [(day,)] * k)[0]
         start = 0
@@ -122,41 +157,26 @@ def run_partitions(
             workers.exchange(field)
             start = x
         workers.call("run_steps", [(day, start, nsteps)] * k)
-        if any(f == "score" for _, f in halo):  # a scoring day: means over all citizens, as one process
-            parts = workers.call("local_state")
-            score = np.concatenate([p[0] for p in parts])
-            points = np.concatenate([p[1] for p in parts])
-            snapshots[day] = (float(np.mean(score, dtype=np.float64)), float(np.mean(points, dtype=np.float64)))
         if on_day is not None:
             on_day(day + 1)
     simulation_seconds = time.perf_counter() - t1
     outs = workers.call("outputs")
-    merged = MergedRun(scenario, citizens, days, seed)
-    # citizens and graph, in global id order
-    fields = outs[0]["citizens"].keys()
-    cols = {f: np.concatenate([o["citizens"][f] for o in outs]) for f in fields}
-    cz = Citizens.empty(cols["region"])
-    for f, v in cols.items():
-        setattr(cz, f, v)
-    merged.citizens = cz
-    degrees = np.concatenate([np.diff(o["offsets"]) for o in outs])
-    offsets = np.zeros(citizens + 1, np.int64)
-    np.cumsum(degrees, out=offsets[1:])
-    neighbours = np.concatenate([o["neighbours"] for o in outs]).astype(dt.CITIZEN_ID)
-    merged.graph = Graph(offsets=offsets.astype(dt.offsets_dtype(int(offsets[-1]))), neighbours=neighbours)
-    merged.panel = np.flatnonzero(cz.flags & dt.FLAG_PANEL).astype(np.int32)
+    merged = MergedRun(scenario, citizens, days, seed, workers, bounds)
+    merged.graph = GraphSize(edges=sum(o["entries"] for o in outs) // 2)
+    merged.panel = np.concatenate([o["panel"] for o in outs])
     population = scenario.plugins("population")["population"]
     merged.blocks = Blocks.from_region_counts(population.region_counts(citizens, seed))
-    # daily rows: integer counts summed; the snapshot means from the driver
+    # daily rows: integer counts summed; the means from the partitions' per-block sums, in block order
     rows = []
     for d in range(days):
         parts = [o["daily"][d] for o in outs]
+        means = snapshot_means([o["snapshots"][d] for o in outs], citizens) if d in outs[0]["snapshots"] else {}
         row: dict[str, float] = {}
         for key in parts[0]:
             if key == "day":
                 row[key] = parts[0][key]
-            elif key in ("score_mean", "points_mean"):
-                row[key] = snapshots[d][0 if key == "score_mean" else 1]
+            elif key in means:
+                row[key] = means[key]
             else:
                 row[key] = sum(p[key] for p in parts)
         rows.append(row)
@@ -180,10 +200,11 @@ def run_partitions(
     if unfriend is not None:
         unfriend.cut_total = sum(int(o["cut_total"]) for o in outs)
     for o in outs:
-        for stage, s in o["seconds"].items():
-            merged.plan.seconds[stage] = max(merged.plan.seconds.get(stage, 0.0), s)
+        for stage, sec in o["seconds"].items():
+            merged.plan.seconds[stage] = max(merged.plan.seconds.get(stage, 0.0), sec)
     merged.timings.update(setup_seconds=setup_seconds, simulation_seconds=simulation_seconds,
                           days_simulated=days, partitions=k)
     timings = dict(merged.timings)
     timings.update({f"stage_{s}_seconds": v for s, v in merged.plan.seconds.items()})
-    return Results(sim=merged, metrics=summary_metrics(merged, rows), timings=timings)
+    totals = Totals.concat([o["totals"] for o in outs])
+    return Results(sim=merged, metrics=summary_metrics(merged, rows, totals), timings=timings)

@@ -26,6 +26,8 @@ from socialcredit import dtypes as dt
 from socialcredit.engine.kernels import edge_draw
 from socialcredit.engine.simulation import Simulation, check_size
 from socialcredit.errors import UserError
+from socialcredit.metrics.summary import final_totals
+from socialcredit.metrics.totals import snapshot_means
 from socialcredit.population import Blocks, Citizens, Graph
 from socialcredit.rng import Stream, numpy_generator, stream_key, uniform
 from socialcredit.scenario import Scenario
@@ -170,6 +172,7 @@ class PartitionSim(Simulation):
         self._choose_panel(self.scenario.header.output.panel)
         self._setup_state()
         self.unfriend_hook = self._unfriend
+        self.snapshots: dict[int, dict[str, np.ndarray]] = {}
 
     def _choose_panel(self, size: int) -> None:
         """The single-process panel, restricted to the partition's citizens."""
@@ -191,10 +194,11 @@ class PartitionSim(Simulation):
         return int(cut.sum())
 
     def _snapshot(self, day: int, row: dict[str, float]) -> None:
-        """Panel rows of the partition; the means are computed by the driver over all citizens."""
+        """Panel rows of the partition, and its per-block sums: the driver computes the means."""
         cz, p = self.citizens, self.panel
-        row["score_mean"] = 0.0
-        row["points_mean"] = 0.0
+        sums = self.snapshot_sums()
+        self.snapshots[day] = sums
+        row.update(dict.fromkeys(snapshot_means([sums], 1), 0.0))
         self.panel_scores.append(
             day=np.full(len(p), day, np.int16), citizen=p, score=cz.score[p],
             points=cz.points[p], listed=cz.list_start[p] >= 0,
@@ -235,15 +239,15 @@ class PartitionSim(Simulation):
     # -- outputs ---------------------------------------------------------------
 
     def outputs(self) -> dict[str, Any]:
-        """The partition's final state and logs, in global ids."""
-        sl = slice(self.lo, self.hi)
-        cz, g, gid = self.citizens, self.graph, self.gid
-        off = np.asarray(g.offsets[self.lo:self.hi + 1], np.int64)
-        nbr = g.neighbours[off[0]:off[-1]].astype(np.int64)
-        nbr = np.where(nbr >= 0, gid[np.maximum(nbr, 0)], ~gid[np.maximum(~nbr, 0)]).astype(dt.CITIZEN_ID)
+        """The partition's logs, totals and panels (global ids); nothing proportional to its citizens."""
+        gid = self.gid
+        off = self.graph.offsets
         out: dict[str, Any] = {
-            "citizens": {k: v[sl].copy() for k, v in cz.arrays().items()},
-            "offsets": off - off[0], "neighbours": nbr, "daily": self.daily_rows,
+            "daily": self.daily_rows,
+            "snapshots": self.snapshots,
+            "totals": final_totals(self),
+            "entries": int(off[self.hi]) - int(off[self.lo]),
+            "panel": gid[self.panel].astype(np.int32),
         }
 
         def glob(spool: Any, *cols: str) -> dict[str, np.ndarray]:
@@ -268,10 +272,18 @@ class PartitionSim(Simulation):
         out["seconds"] = dict(self.plan.seconds)
         return out
 
-    def local_state(self) -> tuple[np.ndarray, np.ndarray]:
-        """Scores and points of the partition's own citizens (the driver's daily means)."""
-        cz = self.citizens
-        return cz.score[self.lo:self.hi].copy(), cz.points[self.lo:self.hi].copy()
+    def peak_rss(self) -> int:
+        """Peak resident memory of the process holding this partition, in bytes."""
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+    def citizen_rows(self, lo: int, hi: int) -> dict[str, np.ndarray]:
+        """Rows of citizens.parquet for global ids ``lo..hi-1`` (all inside this partition)."""
+        from socialcredit.io.tables import citizen_columns
+
+        shift = self.lo - self.g0
+        return citizen_columns(self, lo + shift, hi + shift, lo)
 
     def step_info(self) -> list[tuple[str, str, str | None]]:
         """(stage, name, halo field or None) of every step of the plan."""

@@ -64,6 +64,9 @@ class RayWorkers(Workers):
         args = args or [()] * self.k
         return self.ray.get([a.call.remote(method, *x) for a, x in zip(self.actors, args, strict=True)])
 
+    def call_some(self, calls: list[tuple[int, str, tuple[Any, ...]]]) -> list[Any]:
+        return self.ray.get([self.actors[p].call.remote(method, *a) for p, method, a in calls])
+
     def exchange(self, field: str) -> None:
         """Exports stay in the object store; each actor fetches the ones it needs."""
         refs = [a.call.remote("export", field) for a in self.actors]
@@ -126,8 +129,15 @@ def run_ray(
         # (an actor that cannot be placed would wait for ever)
         cpus = min(1.0, float(ray.cluster_resources().get("CPU", 1.0)) / len(ranges))
         pool = RayWorkers(scn, citizens, days, seed, ranges, cpus=cpus, threads=threads)
-        try:
+        try:  # the partitions live until the run directory is written: they serve citizens.parquet
             results = run_partitions(pool, scn, citizens, days, seed, on_day=on_day)
+            worker_peaks = pool.call("peak_rss")
+            with atomic_dir(target, force=True) as tmp:
+                wall = (dt.datetime.now(dt.UTC) - started).total_seconds()
+                manifest = _manifest(results.sim, results.timings, started, wall)
+                manifest.update(backend="ray", workers=len(ranges), partitions=[list(r) for r in ranges],
+                                worker_peak_rss_bytes=worker_peaks, checkpoint_every=None)
+                write_run(results, tmp, manifest)
         except ray.exceptions.RayError as exc:  # a worker (actor or node) died: nothing was written
             raise UserError(f"a Ray worker failed during the run ({type(exc).__name__}); nothing was written: "
                             "run it again (the results do not depend on the workers)") from None
@@ -136,13 +146,6 @@ def run_ray(
     finally:
         if started_here:
             ray.shutdown()
-    sim = results.sim
-    with atomic_dir(target, force=True) as tmp:
-        wall = (dt.datetime.now(dt.UTC) - started).total_seconds()
-        manifest = _manifest(sim, results.timings, started, wall)
-        manifest.update(backend="ray", workers=len(ranges), partitions=[list(r) for r in ranges],
-                        checkpoint_every=None)
-        write_run(results, tmp, manifest)
     result = Run(target)
     if temporary:
         weakref.finalize(result, shutil.rmtree, target.parent, True)

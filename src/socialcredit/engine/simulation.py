@@ -21,6 +21,7 @@ from socialcredit.engine.kernels import collect_panel, count_day, involving, str
 from socialcredit.engine.plan import SCHEDULED, STAGES, Plan, Step
 from socialcredit.engine.spool import Spool
 from socialcredit.errors import ScenarioError, UserError
+from socialcredit.metrics.totals import block_sums, snapshot_means
 from socialcredit.observation.channels import observe_day
 from socialcredit.population import Blocks, Citizens, Graph
 from socialcredit.records.counters import EventCounters, EventCountersConfig
@@ -307,14 +308,19 @@ class Simulation:
                                                                              self.graph.offsets[i + 1]] >= 0)),
             })
 
+    def snapshot_sums(self) -> dict[str, np.ndarray]:
+        """Per-block sums of the score, the points and every published output (``metrics.totals``):
+        the daily means are their totals over the population, the same for any partitioning."""
+        cz, bs = self.citizens, self.blocks.block_start
+        sums = {"score": block_sums(cz.score, bs), "points": block_sums(cz.points, bs)}
+        sums.update({name: block_sums(values, bs) for name, values in self.published().items()})
+        return sums
+
     def _snapshot(self, day: int, row: dict[str, float]) -> None:
         cz = self.citizens
-        row["score_mean"] = float(np.mean(cz.score, dtype=np.float64))
-        row["points_mean"] = float(np.mean(cz.points, dtype=np.float64))
+        row.update(snapshot_means([self.snapshot_sums()], self.n))
         p = self.panel
         published = self.published()
-        for name, values in published.items():
-            row[f"{name}_mean"] = float(np.mean(values, dtype=np.float64))
         self.panel_scores.append(
             day=np.full(len(p), day, np.int16), citizen=p, score=cz.score[p],
             points=cz.points[p], listed=cz.list_start[p] >= 0,

@@ -55,51 +55,74 @@ def _write(frame: pl.DataFrame, path: Path) -> None:
     frame.write_parquet(path, compression=COMPRESSION, statistics=True)
 
 
-def write_citizens(results: Results, path: Path) -> None:
-    """Final state, one row per citizen, written in row groups to bound memory."""
-    sim = results.sim
+def citizen_columns(sim: Any, lo: int, hi: int, first_id: int) -> dict[str, np.ndarray]:
+    """Rows ``lo..hi-1`` of ``sim``'s citizens as the columns of citizens.parquet (numpy;
+    ``listed_since`` is -1 for citizens not listed, ``grade`` an index into the grade names).
+    ``first_id`` is the global id of row ``lo`` (a partition's rows start past its ghosts)."""
     cz, g = sim.citizens, sim.graph
     points = sim.find("records", "points")
-    grade_names = points.grade_names() if points is not None else []
+    sl = slice(lo, hi)
+    flags = cz.flags[sl]
+    offsets = g.offsets[lo : hi + 1]
+    cols: dict[str, np.ndarray] = {
+        "citizen": np.arange(first_id, first_id + hi - lo, dtype=np.int32),
+        "region": cz.region[sl],
+        "urban": (flags & dt.FLAG_URBAN) != 0,
+        "minority": (flags & dt.FLAG_MINORITY) != 0,
+        "member": (flags & dt.FLAG_MEMBER) != 0,
+        "income0": cz.income0[sl],
+        "income": cz.income[sl],
+        "risk": cz.risk[sl],
+        "voice": cz.voice[sl],
+        "score": cz.score[sl],
+        "points": cz.points[sl],
+    }
+    if points is not None and points.grade_names():
+        cols["grade"] = np.asarray(points.grade_index(cz.points[sl]), np.int8)
+    ls = cz.list_start[sl]
+    cols.update({
+        "listed": ls >= 0,
+        "listed_since": np.where(ls >= 0, ls, -1).astype(np.int32),
+        "listed_ever": (flags & dt.FLAG_LISTED_EVER) != 0,
+        "speech_penalised": (flags & dt.FLAG_SPEECH_PENALISED) != 0,
+        "chill": cz.chill[sl],
+        "degree": np.diff(offsets).astype(np.int32),
+        "active_degree": active_degree(offsets, g.neighbours),
+        "in_panel": (flags & dt.FLAG_PANEL) != 0,
+    })
+    cols.update({name: arr[sl] for name, arr in cz.extra.items()})
+    cols.update({name: arr[sl] for name, arr in sim.published().items() if name not in cols})
+    return cols
+
+
+def _citizen_table(cols: dict[str, np.ndarray], grade_names: list[str]) -> pa.Table:
     grade_type = pa.dictionary(pa.int8(), pa.string())
-    published = sim.published()
+    arrays: dict[str, pa.Array] = {}
+    for name, values in cols.items():
+        if name == "grade":
+            arrays[name] = pa.DictionaryArray.from_arrays(pa.array(values), pa.array(grade_names)).cast(grade_type)
+        elif name == "listed_since":
+            arrays[name] = pa.array(values, mask=values < 0)
+        else:
+            arrays[name] = pa.array(values)
+    return pa.table(arrays)
+
+
+def write_citizens(results: Results, path: Path) -> None:
+    """Final state, one row per citizen, written in row groups to bound memory.
+
+    The rows come from ``sim.citizen_rows(lo, hi)`` where the simulation has it (a
+    distributed run fetches each row group from the partitions that hold it), else from
+    the simulation's own arrays.
+    """
+    sim = results.sim
+    points = sim.find("records", "points")
+    grade_names = points.grade_names() if points is not None else []
+    rows = getattr(sim, "citizen_rows", None) or (lambda lo, hi: citizen_columns(sim, lo, hi, lo))
     writer = None
     try:
         for lo in range(0, max(sim.n, 1), ROW_GROUP):
-            hi = min(sim.n, lo + ROW_GROUP)
-            sl = slice(lo, hi)
-            flags = cz.flags[sl]
-            offsets = g.offsets[lo : hi + 1]
-            cols: dict[str, Any] = {
-                "citizen": pa.array(np.arange(lo, hi, dtype=np.int32)),
-                "region": pa.array(cz.region[sl]),
-                "urban": pa.array((flags & dt.FLAG_URBAN) != 0),
-                "minority": pa.array((flags & dt.FLAG_MINORITY) != 0),
-                "member": pa.array((flags & dt.FLAG_MEMBER) != 0),
-                "income0": pa.array(cz.income0[sl]),
-                "income": pa.array(cz.income[sl]),
-                "risk": pa.array(cz.risk[sl]),
-                "voice": pa.array(cz.voice[sl]),
-                "score": pa.array(cz.score[sl]),
-                "points": pa.array(cz.points[sl]),
-            }
-            if grade_names:
-                idx = points.grade_index(cz.points[sl])
-                cols["grade"] = pa.DictionaryArray.from_arrays(pa.array(idx), pa.array(grade_names)).cast(grade_type)
-            ls = cz.list_start[sl]
-            cols.update({
-                "listed": pa.array(ls >= 0),
-                "listed_since": pa.array(ls.astype(np.int32), mask=ls < 0),
-                "listed_ever": pa.array((flags & dt.FLAG_LISTED_EVER) != 0),
-                "speech_penalised": pa.array((flags & dt.FLAG_SPEECH_PENALISED) != 0),
-                "chill": pa.array(cz.chill[sl]),
-                "degree": pa.array(np.diff(offsets).astype(np.int32)),
-                "active_degree": pa.array(active_degree(offsets, g.neighbours)),
-                "in_panel": pa.array((flags & dt.FLAG_PANEL) != 0),
-            })
-            cols.update({name: pa.array(arr[sl]) for name, arr in cz.extra.items()})
-            cols.update({name: pa.array(arr[sl]) for name, arr in published.items() if name not in cols})
-            table = pa.table(cols)
+            table = _citizen_table(rows(lo, min(sim.n, lo + ROW_GROUP)), grade_names)
             if writer is None:
                 writer = pq.ParquetWriter(path, table.schema, compression=COMPRESSION)
             writer.write_table(table, row_group_size=ROW_GROUP)

@@ -1,4 +1,4 @@
-"""Group rates and disparate-impact ratios.
+"""Group rates and disparate-impact ratios, from counts.
 
 Ratios here are always *group / reference group* (the AIF360 convention:
 e.g. minority / majority, urban / rural), never lowest / highest; a ratio whose
@@ -7,23 +7,17 @@ denominator is zero (or whose group is empty) is None.
 
 from __future__ import annotations
 
-import numpy as np
 
+def count_ratio(outcome_in_group: int, outcome: int, group: int, population: int) -> float | None:
+    """Rate of an outcome inside a group divided by its rate in the rest of the population.
 
-def share(mask: np.ndarray) -> float:
-    """Share of True values (0 for an empty array)."""
-    return float(np.count_nonzero(mask)) / len(mask) if len(mask) else 0.0
-
-
-def rate(outcome: np.ndarray, group: np.ndarray) -> float | None:
-    """Rate of ``outcome`` inside ``group``; None if the group is empty."""
-    size = int(np.count_nonzero(group))
-    return float(np.count_nonzero(outcome & group)) / size if size else None
-
-
-def ratio(outcome: np.ndarray, group: np.ndarray) -> float | None:
-    """Rate of ``outcome`` in ``group`` divided by its rate in the rest."""
-    inside, outside = rate(outcome, group), rate(outcome, ~group)
-    if inside is None or outside is None or outside == 0:
+    ``outcome_in_group``: citizens of the group with the outcome; ``outcome``: all citizens
+    with it; ``group``: the group's size; ``population``: everybody.
+    """
+    rest = population - group
+    if group == 0 or rest == 0:
         return None
-    return inside / outside
+    outside = (outcome - outcome_in_group) / rest
+    if outside == 0:
+        return None
+    return (outcome_in_group / group) / outside

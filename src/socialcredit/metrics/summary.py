@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from socialcredit import dtypes as dt
-from socialcredit.engine.kernels import band_counts, mean_sd
-from socialcredit.metrics.fairness import ratio, share
+from socialcredit.metrics.fairness import count_ratio
+from socialcredit.metrics.totals import Totals
 
 if TYPE_CHECKING:
     from socialcredit.engine.simulation import Simulation
@@ -59,13 +58,27 @@ def column(rows: list[dict[str, Any]], name: str) -> np.ndarray:
     return np.array([row.get(name) or 0 for row in rows], dtype=np.float64)
 
 
-def summary_metrics(sim: Simulation, daily: list[dict[str, Any]]) -> dict[str, float | None]:
-    """Every metric of SPEC 9.4 (null where the scenario lacks the system it measures), plus grade shares."""
-    cz, n = sim.citizens, sim.n
+def grade_lows(sim: Simulation) -> np.ndarray | None:
+    """Lower bounds of the points grades, highest first (None without a points system)."""
+    points = sim.find("records", "points")
+    return None if points is None else np.array([g.min for g in points.config.grades], np.int64)
+
+
+def final_totals(sim: Simulation) -> Totals:
+    """Per-block totals of the final state of ``sim`` (see ``metrics.totals``)."""
+    return Totals.of(sim.citizens, sim.blocks.block_start, grade_lows(sim))
+
+
+def summary_metrics(sim: Simulation, daily: list[dict[str, Any]], totals: Totals | None = None,
+                    ) -> dict[str, float | None]:
+    """Every metric of SPEC 9.4 (null where the scenario lacks the system it measures), plus grade shares.
+
+    Whole-population figures come from ``totals`` (by default those of ``sim``'s citizens):
+    a distributed run passes the totals its partitions computed.
+    """
+    t = final_totals(sim) if totals is None else totals
+    n = sim.n
     out: dict[str, float | None] = {}
-    urban = cz.flag(dt.FLAG_URBAN)
-    minority = cz.flag(dt.FLAG_MINORITY)
-    listed_ever = cz.flag(dt.FLAG_LISTED_EVER)
 
     def total(name: str) -> float:
         return float(column(daily, name).sum())
@@ -74,26 +87,27 @@ def summary_metrics(sim: Simulation, daily: list[dict[str, Any]]) -> dict[str, f
         return 1000.0 * value / n
 
     primary = has_primary_score(sim)
+    def share(name: str) -> float:
+        return t.count(name) / n if n else 0.0
+
     if primary:
-        score = cz.score
-        mean, sd = mean_sd(score)
+        mean, sd = t.score_mean_sd()
         out.update(
-            p_mean=float(mean),
-            p_sd=float(sd),
-            p_share_below_550=share(score < 550),
-            p_share_ge_650=share(score >= 650),
-            p_share_ge_700=share(score >= 700),
+            p_mean=mean,
+            p_sd=sd,
+            p_share_below_550=share("score_below_550"),
+            p_share_ge_650=share("score_ge_650"),
+            p_share_ge_700=share("score_ge_700"),
         )
     points = sim.find("records", "points")
     if points is not None:
-        out["m_mean"] = float(cz.points.mean(dtype=np.float64))
-        counts = band_counts(cz.points, np.array([g.min for g in points.config.grades], np.int64))
-        for g, c in zip(points.config.grades, counts, strict=True):
+        out["m_mean"] = t.count("points_sum") / n
+        for g, c in zip(points.config.grades, t.band_counts(), strict=True):
             out[f"grade_share_{g.metric_key}"] = float(c) / n
     court = sim.find("records", "court-list")
     if court is not None:
-        out["listed_now_share"] = share(cz.list_start >= 0)
-        out["listed_ever_share"] = share(listed_ever)
+        out["listed_now_share"] = share("listed_now")
+        out["listed_ever_share"] = share("listed_ever")
         out["judgments_per_1000"] = per_1000(total("judgments"))
     trips, loans = ["trip_denied"], ["loan_application_denied"]
     for name, plugin in sim.plugins["consequences"].items():  # bans defined as services
@@ -120,15 +134,18 @@ def summary_metrics(sim: Simulation, daily: list[dict[str, Any]]) -> dict[str, f
         out["posts_first_30"] = first
         out["posts_last_30"] = last
         out["chilling_reduction"] = 1.0 - last / first if first else None
+    minority, urban = t.count("minority"), t.count("urban")
     if court is not None:
-        out["di_listed_ever_minority"] = ratio(listed_ever, minority)
+        out["di_listed_ever_minority"] = count_ratio(t.count("listed_ever_minority"), t.count("listed_ever"),
+                                                     minority, n)
     if primary:
-        out["di_p_below_600_minority"] = ratio(cz.score < 600, minority)
+        out["di_p_below_600_minority"] = count_ratio(t.count("score_below_600_minority"),
+                                                     t.count("score_below_600"), minority, n)
     if points is not None:
-        out["di_m_below_960_urban"] = ratio(cz.points < 960, urban)
+        out["di_m_below_960_urban"] = count_ratio(t.count("points_below_960_urban"), t.count("points_below_960"),
+                                                  urban, n)
     if court is not None:
-        loss = 1.0 - cz.income[listed_ever].astype(np.float64) / cz.income0[listed_ever]
-        out["income_loss_listed_ever"] = float(loss.mean()) if len(loss) else None
+        out["income_loss_listed_ever"] = t.income_loss_mean()
     seconds = sim.timings.get("simulation_seconds", 0.0)
     simulated = sim.timings.get("days_simulated", sim.day)
     out["citizen_days_per_s"] = n * simulated / seconds if seconds > 0 else None
