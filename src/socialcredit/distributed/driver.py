@@ -35,10 +35,18 @@ class Workers:
         """Run ``(partition, method, args)`` calls, in parallel where the backend allows; results in order."""
         raise NotImplementedError
 
+    def scatter(self, produce: str, produce_args: tuple[Any, ...], consume: str,
+                consume_args: tuple[Any, ...] = ()) -> None:
+        """Point to point: each partition q's ``produce(*produce_args)`` returns one array per
+        partition, and partition p's ``consume(*consume_args, pieces)`` receives ``pieces[q]`` =
+        what q produced for p (None where p does not read from q)."""
+        out = self.call(produce, [produce_args] * self.k)
+        self.call(consume, [(*consume_args, [o[p] for o in out]) for p in range(self.k)])
+
     def exchange(self, field: str) -> None:
-        """Halo exchange of one citizen field: every partition exports, every partition imports."""
-        exported = self.call("export", [(field,)] * self.k)
-        self.call("import_", [(field, exported)] * self.k)
+        """Halo exchange of one citizen field: each partition sends each other one the values
+        of the citizens it holds as ghosts."""
+        self.scatter("export", (field,), "import_", (field,))
 
 
 class LocalWorkers(Workers):
@@ -142,9 +150,8 @@ def run_partitions(
     k = workers.k
     metas = workers.call("meta")
     bounds = np.array([*(m["g0"] for m in metas), citizens], np.int64)
-    allg = np.unique(np.concatenate([m["ghosts"] for m in metas]))
-    boundaries = [allg[(allg >= bounds[p]) & (allg < bounds[p + 1])] for p in range(k)]
-    workers.call("set_routes", [(bounds, boundaries)] * k)
+    workers.call("set_bounds", [(bounds,)] * k)
+    workers.scatter("requests", (), "set_requests")  # who holds whom: partition to partition
     nsteps = metas[0]["steps"]
     setup_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()

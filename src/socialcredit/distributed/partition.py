@@ -107,6 +107,22 @@ def unfriend_partition(seed, day, probability, lo, hi, gid, list_start, offsets,
         cut[i - lo] = n
 
 
+@njit(cache=True, parallel=True)
+def _to_ext(rows, g0, g1, ghosts_below, ghosts_above):
+    """Turn global neighbour ids into ext ids in place: ghosts below ``g0`` first, then the
+    partition's own citizens ``g0..g1-1``, then ghosts from ``g1`` (each list sorted)."""
+    below = len(ghosts_below)
+    above0 = below + g1 - g0
+    for a in prange(len(rows)):
+        j = rows[a]
+        if j < g0:
+            rows[a] = np.searchsorted(ghosts_below, j)
+        elif j < g1:
+            rows[a] = below + j - g0
+        else:
+            rows[a] = above0 + np.searchsorted(ghosts_above, j)
+
+
 class PartitionSim(Simulation):
     """The simulation of regions ``[r0, r1)`` of a run, with ghost slots for outside friends."""
 
@@ -142,17 +158,19 @@ class PartitionSim(Simulation):
         rows = mine.neighbours
         local_offsets = np.asarray(mine.offsets, np.int64)
         del mine
-        ghosts = np.unique(rows[(rows < g0) | (rows >= g1)]).astype(np.int64)
+        ghosts = np.unique(rows[(rows < g0) | (rows >= g1)])
         below = int(np.searchsorted(ghosts, g0))
-        self.gid = np.concatenate([ghosts[:below], np.arange(g0, g1, dtype=np.int64), ghosts[below:]])
+        self.gid = np.concatenate([ghosts[:below], np.arange(g0, g1, dtype=dt.CITIZEN_ID), ghosts[below:]])
         self.lo, self.hi = below, below + (g1 - g0)  # the partition's own citizens, in ext ids
         self.n = n_ext = len(self.gid)
         total = int(local_offsets[-1])
-        offsets = np.concatenate([np.zeros(below, np.int64), local_offsets,
-                                  np.full(n_ext - self.hi, total, np.int64)])
-        neighbours = np.searchsorted(self.gid, rows).astype(dt.CITIZEN_ID)
-        del rows
-        self.graph = Graph(offsets=offsets.astype(dt.offsets_dtype(total)), neighbours=neighbours)
+        offsets = np.empty(n_ext + 1, dt.offsets_dtype(total))
+        offsets[:below] = 0
+        offsets[below:self.hi + 1] = local_offsets
+        offsets[self.hi + 1:] = total
+        del local_offsets
+        _to_ext(rows, g0, g1, ghosts[:below], ghosts[below:])  # in place: global ids -> ext ids
+        self.graph = Graph(offsets=offsets, neighbours=rows)
         self.ghosts = ghosts
         shift = below - g0
         self.blocks = Blocks(
@@ -207,34 +225,37 @@ class PartitionSim(Simulation):
     # -- halo exchange ---------------------------------------------------------
 
     def meta(self) -> dict[str, Any]:
-        """First global id, ghost ids (global, sorted) and the number of steps of the plan."""
-        return {"g0": self.g0, "g1": self.g1, "ghosts": self.ghosts, "steps": len(self.plan.steps)}
+        """First and past-the-end global ids, ghost count and the number of steps of the plan."""
+        return {"g0": self.g0, "g1": self.g1, "ghosts": len(self.ghosts), "steps": len(self.plan.steps)}
 
-    def set_routes(self, bounds: np.ndarray, boundaries: list[np.ndarray]) -> None:
-        """``bounds``: first global id of each partition (and the total); ``boundaries[p]``:
-        the sorted global ids partition p exports. Precompute where each ghost comes from."""
-        self.export_ext = np.searchsorted(self.gid, boundaries[self._index(bounds)])
+    def set_bounds(self, bounds: np.ndarray) -> None:
+        """``bounds``: first global id of each partition (and the total). Split the ghosts by owner:
+        ``routes`` lists (owner, ext slots) for every partition this one reads from."""
+        cuts = np.searchsorted(self.ghosts, bounds)
+        self.wanted = [self.ghosts[cuts[p]:cuts[p + 1]] for p in range(len(bounds) - 1)]
         slots = np.concatenate([np.arange(self.lo), np.arange(self.hi, self.n)]).astype(np.int64)
-        ids = self.gid[slots]
-        owner = np.searchsorted(bounds, ids, side="right") - 1
-        self.routes = []
-        for p in range(len(boundaries)):
-            mask = owner == p
-            if mask.any():
-                self.routes.append((p, slots[mask], np.searchsorted(boundaries[p], ids[mask])))
+        self.routes = [(p, slots[cuts[p]:cuts[p + 1]]) for p in range(len(bounds) - 1) if cuts[p + 1] > cuts[p]]
 
-    def _index(self, bounds: np.ndarray) -> int:
-        return int(np.searchsorted(bounds, self.g0, side="right")) - 1
+    def requests(self) -> list[np.ndarray]:
+        """For each partition, the global ids of its citizens that this one holds as ghosts."""
+        return self.wanted
 
-    def export(self, field: str) -> np.ndarray:
-        """Values of ``field`` at the citizens other partitions hold as ghosts."""
-        return getattr(self.citizens, field)[self.export_ext]
+    def set_requests(self, requests: list[np.ndarray]) -> None:
+        """``requests[q]``: this partition's citizens that partition q holds as ghosts (global ids,
+        sorted); they are what ``export`` sends to q, in that order."""
+        self.export_ext = [np.asarray(r, np.int64) - self.g0 + self.lo for r in requests]
+        del self.wanted
 
-    def import_(self, field: str, exported: list[np.ndarray]) -> None:
-        """Refresh the ghost tail of ``field`` from every partition's export."""
+    def export(self, field: str) -> list[np.ndarray]:
+        """Values of ``field`` at the citizens each partition holds as ghosts (one array per partition)."""
+        values = getattr(self.citizens, field)
+        return [values[ext] for ext in self.export_ext]
+
+    def import_(self, field: str, pieces: list[np.ndarray | None]) -> None:
+        """Refresh the ghost slots of ``field``: ``pieces[p]`` is what partition p exported to this one."""
         arr = getattr(self.citizens, field)
-        for p, slots, pos in self.routes:
-            arr[slots] = exported[p][pos]
+        for p, slots in self.routes:
+            arr[slots] = pieces[p]
 
     # -- outputs ---------------------------------------------------------------
 

@@ -38,13 +38,19 @@ class _Partition:
         self.sim = PartitionSim(Scenario(doc, source), citizens, days, seed, r0, r1)
 
     def call(self, method: str, *args: Any) -> Any:
-        if method == "import_" and isinstance(args[1], _Refs):  # fetch only the exports this partition reads
+        if args and isinstance(args[-1], _Refs):  # fetch only the pieces this partition reads
             import ray
 
-            refs, needed = args[1], {p for p, _, _ in self.sim.routes}
-            fetched = dict(zip(sorted(needed), ray.get([refs[p] for p in sorted(needed)]), strict=True))
-            args = (args[0], [fetched.get(p) for p in range(len(refs))])
+            refs = args[-1]
+            needed = sorted(p for p, r in enumerate(refs) if r is not None)
+            fetched = dict(zip(needed, ray.get([refs[p] for p in needed]), strict=True))
+            args = (*args[:-1], [fetched.get(p) for p in range(len(refs))])
         return getattr(self.sim, method)(*args)
+
+    def call_split(self, method: str, *args: Any) -> Any:
+        """``call`` for a method returning one array per partition: Ray stores each as its own object."""
+        out = self.call(method, *args)
+        return out[0] if len(out) == 1 else tuple(out)
 
 
 class RayWorkers(Workers):
@@ -67,10 +73,17 @@ class RayWorkers(Workers):
     def call_some(self, calls: list[tuple[int, str, tuple[Any, ...]]]) -> list[Any]:
         return self.ray.get([self.actors[p].call.remote(method, *a) for p, method, a in calls])
 
-    def exchange(self, field: str) -> None:
-        """Exports stay in the object store; each actor fetches the ones it needs."""
-        refs = [a.call.remote("export", field) for a in self.actors]
-        self.ray.get([a.call.remote("import_", field, _Refs(refs)) for a in self.actors])
+    def scatter(self, produce: str, produce_args: tuple[Any, ...], consume: str,
+                consume_args: tuple[Any, ...] = ()) -> None:
+        """Pieces stay in the object store (the driver holds references only); each actor fetches
+        the pieces addressed to it (empty ones are a few bytes)."""
+        k = self.k
+        refs = []
+        for a in self.actors:
+            out = a.call_split.options(num_returns=k).remote(produce, *produce_args)
+            refs.append([out] if k == 1 else out)
+        self.ray.get([a.call.remote(consume, *consume_args, _Refs([refs[q][p] for q in range(k)]))
+                      for p, a in enumerate(self.actors)])
 
     def close(self) -> None:
         for a in self.actors:
