@@ -25,7 +25,7 @@ from pathlib import Path
 SECTIONS = {"weak": "## Ray backend: weak scaling", "memory": "## Ray backend: memory per worker"}
 
 _ONE = """
-import json, sys, time
+import json, resource, sys, time
 import ray
 from socialcredit.distributed.ray_backend import run_ray
 citizens, days, workers, out = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
@@ -35,7 +35,8 @@ run = run_ray("ref", citizens=citizens, days=days, seed=1, workers=workers, out=
 wall = time.perf_counter() - t
 m = run.manifest
 print(json.dumps({"citizens": citizens, "days": days, "workers": workers, "wall": wall,
-                  "timings": m["timings_seconds"], "driver_peak": m["peak_rss_bytes"],
+                  "timings": m["timings_seconds"],
+                  "driver_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                   "worker_peaks": m["worker_peak_rss_bytes"]}))
 """
 
@@ -47,7 +48,8 @@ import socialcredit as sc
 citizens, days, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 run = sc.run("ref", citizens=citizens, days=days, seed=1, out=out)
 print(json.dumps({"citizens": citizens, "days": days, "workers": 0, "wall": run.manifest["wall_seconds"],
-                  "timings": run.manifest["timings_seconds"], "driver_peak": run.manifest["peak_rss_bytes"],
+                  "timings": run.manifest["timings_seconds"],
+                  "driver_peak": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024,
                   "worker_peaks": []}))
 """
 

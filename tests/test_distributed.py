@@ -169,3 +169,30 @@ def test_a_worker_killed_mid_run_writes_nothing_and_a_rerun_is_identical(local_r
     for table in TABLES:
         assert (out / f"{table}.parquet").read_bytes() == (single / f"{table}.parquet").read_bytes(), table
     assert _metrics(out) == _metrics(single)
+
+
+@needs_ray
+@pytest.mark.parametrize("address", ["127.0.0.1:1", "no-such-host.invalid:6379"])
+def test_an_unreachable_cluster_is_one_line_and_nothing_written(tmp_path, address):
+    out = tmp_path / "run"  # a fresh process: this module's tests keep a local Ray instance running
+    res = subprocess.run([sys.executable, "-m", "socialcredit", "run", "ref", "-n", "1000", "-d", "5", "-q",
+                          "--backend", "ray", "--address", address, "-o", str(out)],
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 2
+    err = res.stderr.strip()
+    assert err.startswith(f"error: cannot reach the Ray cluster at {address}") and "\n" not in err
+    assert not out.exists()
+
+
+@needs_ray
+def test_api_run_with_the_ray_backend(local_ray, single, tmp_path):
+    run = api.run("ref", citizens=100_000, days=60, seed=1, out=tmp_path / "r", backend="ray", workers=2)
+    assert run.manifest["backend"] == "ray" and len(run.manifest["worker_peak_rss_bytes"]) == 2
+    for table in TABLES:
+        assert (run.path / f"{table}.parquet").read_bytes() == (single / f"{table}.parquet").read_bytes(), table
+    with pytest.raises(UserError, match="checkpoint_every is not available with backend='ray'"):
+        api.run("ref", citizens=1000, days=10, backend="ray", checkpoint_every=5, out=tmp_path / "c")
+    with pytest.raises(UserError, match="backend must be"):
+        api.run("ref", citizens=1000, days=10, backend="dask")
+    with pytest.raises(UserError, match="address needs backend='ray'"):
+        api.run("ref", citizens=1000, days=10, address="127.0.0.1:1")

@@ -39,6 +39,9 @@ def run(
     checkpoint_every: int | None = None,
     on_setup: Callable[[Simulation], None] | None = None,
     on_day: Callable[[int], None] | None = None,
+    backend: str = "single",
+    workers: int = 2,
+    address: str | None = None,
 ) -> Run:
     """Simulate ``scenario`` and return the run, written to ``out``.
 
@@ -46,6 +49,9 @@ def run(
     returned ``Run`` is garbage-collected (``Run.save`` keeps a copy). With
     ``checkpoint_every=K`` the state is saved every K days to
     ``<out>.checkpoint/``, so that ``resume(out)`` can finish an interrupted run.
+    With ``backend="ray"`` the citizens are partitioned by region over ``workers``
+    Ray actors (on the cluster at ``address``, else a local Ray instance; needs
+    ``socialcredit[distributed]``); the results are the same, bit for bit.
 
     >>> r = run("ref", citizens=2_000, days=60, seed=3)
     >>> sorted(r.metrics)[:2]
@@ -56,6 +62,18 @@ def run(
     if overrides:
         scn = scn.override(**overrides)
     check_size(citizens, days, seed)
+    if backend not in ("single", "ray"):
+        raise UserError(f"backend must be 'single' or 'ray' (got {backend!r})")
+    if backend == "ray":
+        if checkpoint_every is not None or on_setup is not None:
+            what = "checkpoint_every" if checkpoint_every is not None else "on_setup"
+            raise UserError(f"{what} is not available with backend='ray'")
+        from socialcredit.distributed.ray_backend import run_ray
+
+        return run_ray(scn, citizens=citizens, days=days, seed=seed, workers=workers, address=address, out=out,
+                       force=force, on_day=on_day)
+    if address is not None:
+        raise UserError("address needs backend='ray'")
     if checkpoint_every is not None and not 1 <= checkpoint_every <= days:
         raise UserError(f"--checkpoint-every must be between 1 and --days ({days}) (got {checkpoint_every})")
     preflight(scn, citizens)

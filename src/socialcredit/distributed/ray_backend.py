@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import os
 import shutil
+import sys
 import tempfile
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +25,39 @@ def _ray() -> Any:
     except ImportError:
         raise UserError("the ray backend needs Ray: pip install 'socialcredit[distributed]'") from None
     return ray
+
+
+@contextlib.contextmanager
+def _native_stderr_muted() -> Iterator[None]:
+    """Send file descriptor 2 to /dev/null for the duration (native libraries write there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def probe(address: str, timeout: float = 5.0) -> None:
+    """Refuse, in one line, a cluster address nothing answers at (``ray.init`` would retry for minutes).
+    ``auto`` and addresses without a port are left to Ray."""
+    import re
+    import socket
+
+    m = re.fullmatch(r"(?:ray://)?\[?([^\]/]+?)\]?:(\d+)", address.strip())
+    if m is None:
+        return
+    host, port = m.group(1), int(m.group(2))
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            pass
+    except OSError as exc:
+        reason = "timed out" if isinstance(exc, TimeoutError) else (exc.strerror or type(exc).__name__)
+        raise UserError(f"cannot reach the Ray cluster at {address} ({reason}); start it with `ray start --head` "
+                        "or check --address") from None
 
 
 class _Partition:
@@ -128,9 +164,12 @@ def run_ray(
     ray = _ray()
     started_here = False
     if not ray.is_initialized():
+        if address is not None:
+            probe(address)
         try:
-            ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False)
+            with _native_stderr_muted():  # Ray's C++ client logs each connection retry to stderr
+                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                         configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
             raise UserError(f"cannot start or reach {where}: {one_line(str(exc))}") from None
