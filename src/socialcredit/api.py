@@ -65,13 +65,12 @@ def run(
     if backend not in ("single", "ray"):
         raise UserError(f"backend must be 'single' or 'ray' (got {backend!r})")
     if backend == "ray":
-        if checkpoint_every is not None or on_setup is not None:
-            what = "checkpoint_every" if checkpoint_every is not None else "on_setup"
-            raise UserError(f"{what} is not available with backend='ray'")
+        if on_setup is not None:
+            raise UserError("on_setup is not available with backend='ray'")
         from socialcredit.distributed.ray_backend import run_ray
 
         return run_ray(scn, citizens=citizens, days=days, seed=seed, workers=workers, address=address, out=out,
-                       force=force, on_day=on_day)
+                       force=force, checkpoint_every=checkpoint_every, on_day=on_day)
     if address is not None:
         raise UserError("address needs backend='ray'")
     if checkpoint_every is not None and not 1 <= checkpoint_every <= days:
@@ -102,10 +101,17 @@ def resume(
     on_setup: Callable[[Simulation], None] | None = None,
     on_day: Callable[[int], None] | None = None,
 ) -> Run:
-    """Finish a run interrupted after a checkpoint; the result equals an uninterrupted run."""
+    """Finish a run interrupted after a checkpoint; the result equals an uninterrupted run.
+    A run of the ray backend resumes on Ray (the cluster it ran on, else a local instance)."""
     target = Path(out)
     directory = checkpoint.find(target)
     doc = checkpoint.read_meta(directory)
+    if doc.get("backend") == "ray":
+        if on_setup is not None:
+            raise UserError("on_setup is not available when resuming a run of the ray backend")
+        from socialcredit.distributed.ray_backend import resume_ray
+
+        return resume_ray(target, directory, doc, on_day=on_day)
     try:
         scn = Scenario(doc["scenario"], doc.get("scenario_source", str(directory)))
     except UserError as exc:

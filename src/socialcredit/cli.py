@@ -109,8 +109,6 @@ def run_command(
         from socialcredit.distributed import check_supported
 
         check_supported(scn)
-        if checkpoint_every is not None:
-            raise UserError("--checkpoint-every is not supported with --backend ray")
     preflight(scn, citizens)
     if out_dir is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -124,8 +122,8 @@ def run_command(
         def go(on_setup: Any, on_day: Any) -> Any:
             on_setup(_NotStarted())
             return run_ray(scn, citizens=citizens, days=days, seed=seed, workers=2 if workers is None else workers,
-                           address=address,
-                           out=out_dir, force=force, threads=threads, on_day=on_day)
+                           address=address, out=out_dir, force=force, threads=threads,
+                           checkpoint_every=checkpoint_every, on_day=on_day)
 
         _with_progress(scn.name, citizens, days, out_dir, quiet, go)
         return
@@ -135,9 +133,10 @@ def run_command(
 
 
 class _NotStarted:
-    """What the progress bar reads of a simulation before day 0."""
+    """What the progress bar reads of a simulation run elsewhere (Ray) before its first day."""
 
-    day = 0
+    def __init__(self, day: int = 0) -> None:
+        self.day = day
 
 
 @app.command("resume")
@@ -156,8 +155,14 @@ def resume_command(
         _set_threads(threads)
     if not quiet:
         err.print(f"[dim]resuming from day {doc['day']} of {doc['days']}[/dim]")
+    def go(on_setup: Any, on_day: Any) -> Any:
+        if doc.get("backend") == "ray":  # partitions restore in their actors
+            on_setup(_NotStarted(int(doc["day"])))
+            return api.resume(out_dir, on_day=on_day)
+        return api.resume(out_dir, on_setup=on_setup, on_day=on_day)
+
     _with_progress(str(doc["scenario"].get("name", "run")), int(doc["citizens"]), int(doc["days"]), out_dir, quiet,
-                   lambda on_setup, on_day: api.resume(out_dir, on_setup=on_setup, on_day=on_day))
+                   go)
 
 
 def _with_progress(name: str, citizens: int, days: int, out_dir: Path, quiet: bool, go: Any) -> None:

@@ -137,12 +137,13 @@ class MergedRun:
 
 def run_partitions(
     workers: Workers, scenario: Scenario, citizens: int, days: int, seed: int,
-    on_day: Callable[[int], None] | None = None,
+    on_day: Callable[[int], None] | None = None, start_day: int = 0,
 ) -> Any:
-    """Run every day on the partitions, exchanging halos; return merged ``Results``.
+    """Run days ``start_day..days-1`` on the partitions, exchanging halos; return merged ``Results``.
 
-    The partitions stay alive: ``Results.sim`` (a ``MergedRun``) fetches the rows of
-    citizens.parquet from them while the run directory is written.
+    ``on_day(d)`` is called once day ``d - 1`` is done on every partition (checkpoints are
+    taken there). The partitions stay alive: ``Results.sim`` (a ``MergedRun``) fetches the
+    rows of citizens.parquet from them while the run directory is written.
     """
     from socialcredit.metrics.summary import Results, summary_metrics
 
@@ -155,7 +156,7 @@ def run_partitions(
     nsteps = metas[0]["steps"]
     setup_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
-    for day in range(days):
+    for day in range(start_day, days):
         halo = workers.call("halo_today", [(day,)] * k)[0]
         start = 0
         for x, field in halo:
@@ -210,7 +211,7 @@ def run_partitions(
         for stage, sec in o["seconds"].items():
             merged.plan.seconds[stage] = max(merged.plan.seconds.get(stage, 0.0), sec)
     merged.timings.update(setup_seconds=setup_seconds, simulation_seconds=simulation_seconds,
-                          days_simulated=days, partitions=k)
+                          days_simulated=days - start_day, partitions=k)
     timings = dict(merged.timings)
     timings.update({f"stage_{s}_seconds": v for s, v in merged.plan.seconds.items()})
     totals = Totals.concat([o["totals"] for o in outs])

@@ -17,6 +17,7 @@ exchange before the steps that read them through neighbours.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -292,6 +293,30 @@ class PartitionSim(Simulation):
         out["cut_total"] = unfriend.cut_total if unfriend is not None else 0
         out["seconds"] = dict(self.plan.seconds)
         return out
+
+    # -- checkpoints -------------------------------------------------------------
+
+    def save_checkpoint(self, path: str, meta: dict[str, Any]) -> None:
+        """Write this partition's checkpoint into the new directory ``path`` (the driver renames the
+        directory holding every partition's, so a checkpoint is complete or absent)."""
+        from socialcredit.engine import checkpoint
+
+        directory = Path(path)
+        directory.mkdir()
+        snapshots = {str(d): {k: v.tolist() for k, v in sums.items()} for d, sums in self.snapshots.items()}
+        checkpoint.write(self, directory, {**meta, "regions": [self.r0, self.r1], "snapshots": snapshots})
+
+    def restore_checkpoint(self, path: str) -> None:
+        """Load this partition's state from a checkpoint written by ``save_checkpoint``."""
+        from socialcredit.engine import checkpoint
+
+        directory = Path(path)
+        doc = checkpoint.read_meta(directory)
+        if doc.get("regions") != [self.r0, self.r1] or "snapshots" not in doc:
+            raise UserError(f"{directory}: mismatched checkpoint (another partition's regions)")
+        checkpoint.restore(self, directory, doc)
+        self.snapshots = {int(d): {k: np.asarray(v, np.float64) for k, v in sums.items()}
+                          for d, sums in doc["snapshots"].items()}
 
     def peak_rss(self) -> int:
         """Peak resident memory of the process holding this partition, in bytes."""

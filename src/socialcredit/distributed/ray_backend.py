@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import json
 import os
 import shutil
 import sys
@@ -122,6 +123,9 @@ class RayWorkers(Workers):
                       for p, a in enumerate(self.actors)])
 
     def close(self) -> None:
+        """Remove the partitions' spool directories (where the actors still answer), then kill them."""
+        with contextlib.suppress(Exception):  # a dead actor: nothing more to clean from here
+            self.ray.get([a.call.remote("close") for a in self.actors], timeout=60)
         for a in self.actors:
             self.ray.kill(a)
 
@@ -141,26 +145,90 @@ def run_ray(
     out: str | Path | None = None,
     force: bool = False,
     threads: int | None = None,
+    checkpoint_every: int | None = None,
     on_day: Callable[[int], None] | None = None,
 ) -> Any:
     """Run ``scenario`` partitioned over ``workers`` Ray actors (on the cluster at ``address``,
     else a local Ray instance); write the run directory and return the ``Run``.
-    The outputs are the single-process run's, bit for bit (manifest timings aside)."""
-    from socialcredit.api import Run, _manifest
+    The outputs are the single-process run's, bit for bit (manifest timings aside).
+
+    With ``checkpoint_every=K`` every partition saves its state every K days into
+    ``<out>.checkpoint/part-NNN/`` (the directory must be reachable from every worker: on a
+    cluster, a shared filesystem), and ``resume_ray`` (``socialcredit resume``) finishes an
+    interrupted run with the same results.
+    """
+    from socialcredit.engine import checkpoint
     from socialcredit.engine.simulation import check_size, preflight
-    from socialcredit.io.rundir import atomic_dir, check_target
-    from socialcredit.io.tables import write_run
+    from socialcredit.io.rundir import check_target
 
     started = dt.datetime.now(dt.UTC)
     scn = scenario if isinstance(scenario, Scenario) else Scenario.load(scenario)
     check_size(citizens, days, seed)
     if not 1 <= workers <= 4096:
         raise UserError(f"--workers must be between 1 and 4096 (got {workers})")
+    if checkpoint_every is not None and not 1 <= checkpoint_every <= days:
+        raise UserError(f"--checkpoint-every must be between 1 and --days ({days}) (got {checkpoint_every})")
     check_supported(scn)
     preflight(scn, citizens)
     temporary = out is None
+    if temporary and checkpoint_every:
+        raise UserError("--checkpoint-every needs an output directory")
     target = Path(tempfile.mkdtemp(prefix="socialcredit-")) / "run" if temporary else Path(out)
     check_target(target, force)
+    if (checkpoint.find(target) / "checkpoint.json").is_file():
+        if not force:
+            raise UserError(f"--out {target}: an interrupted run left a checkpoint; "
+                            f"`socialcredit resume {target}` finishes it (or use --force to start over)")
+        checkpoint.remove(target)
+    population = scn.plugins("population")["population"]
+    ranges = split_regions(population.region_counts(citizens, seed), workers)
+    meta = {"backend": "ray", "scenario": scn.to_dict(), "scenario_source": scn.source, "citizens": citizens,
+            "days": days, "seed": seed, "workers": len(ranges), "partitions": [list(r) for r in ranges],
+            "address": address, "threads": threads, "checkpoint_every": checkpoint_every, "force": force,
+            "started": started.isoformat()}
+    result = _drive(scn, target, meta, on_day)
+    if temporary:
+        weakref.finalize(result, shutil.rmtree, target.parent, True)
+    return result
+
+
+def resume_ray(target: Path, directory: Path, doc: dict[str, Any],
+               on_day: Callable[[int], None] | None = None) -> Any:
+    """Finish a Ray run interrupted after a checkpoint (``doc``: the driver's checkpoint.json in
+    ``directory``); every partition restores its state, and the results equal an uninterrupted run."""
+    from socialcredit.io.rundir import check_target
+
+    try:
+        scn = Scenario(doc["scenario"], doc.get("scenario_source", str(directory)))
+    except UserError as exc:
+        raise UserError(f"{directory}: mismatched checkpoint ({exc})") from None
+    ranges = [tuple(r) for r in doc["partitions"]]
+    for p in range(len(ranges)):
+        if not (directory / _part(p) / "checkpoint.json").is_file():
+            raise UserError(f"{directory}: corrupt checkpoint (no {_part(p)}/checkpoint.json)")
+    check_target(target, force=bool(doc.get("force")))
+    meta = {k: doc.get(k) for k in ("backend", "scenario", "scenario_source", "citizens", "days", "seed", "workers",
+                                    "partitions", "address", "threads", "checkpoint_every", "force", "started")}
+    return _drive(scn, target, meta, on_day, restore=(directory, int(doc["day"])))
+
+
+def _part(p: int) -> str:
+    return f"part-{p:03d}"
+
+
+def _drive(scn: Scenario, target: Path, meta: dict[str, Any], on_day: Callable[[int], None] | None,
+           restore: tuple[Path, int] | None = None) -> Any:
+    """Start (or reach) Ray, run the partitions from day 0 or from a checkpoint, write the run."""
+    from socialcredit.api import Run, _manifest
+    from socialcredit.engine import checkpoint
+    from socialcredit.io.rundir import atomic_dir, replace_directory, temp_sibling
+    from socialcredit.io.tables import write_run
+
+    started = dt.datetime.fromisoformat(meta["started"])
+    citizens, days, seed = int(meta["citizens"]), int(meta["days"]), int(meta["seed"])
+    ranges = [tuple(r) for r in meta["partitions"]]
+    address, every = meta.get("address"), meta.get("checkpoint_every")
+    directory = checkpoint.checkpoint_dir(target)
     ray = _ray()
     started_here = False
     if not ray.is_initialized():
@@ -175,30 +243,61 @@ def run_ray(
             raise UserError(f"cannot start or reach {where}: {one_line(str(exc))}") from None
         started_here = True
     try:
-        population = scn.plugins("population")["population"]
-        ranges = split_regions(population.region_counts(citizens, seed), workers)
         # one CPU per actor, or an equal share when the cluster has fewer CPUs than workers
         # (an actor that cannot be placed would wait for ever)
         cpus = min(1.0, float(ray.cluster_resources().get("CPU", 1.0)) / len(ranges))
-        pool = RayWorkers(scn, citizens, days, seed, ranges, cpus=cpus, threads=threads)
+        pool = RayWorkers(scn, citizens, days, seed, ranges, cpus=cpus, threads=meta.get("threads"))
+
+        def save(day: int) -> None:
+            tmp = temp_sibling(directory, "checkpoint")
+            try:
+                part_meta = {k: meta[k] for k in ("scenario", "citizens", "days", "seed")}
+                pool.call("save_checkpoint", [(str(tmp / _part(p)), part_meta) for p in range(pool.k)])
+                doc = {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "day": day,
+                       "scenario_crc": checkpoint.scenario_crc(meta["scenario"]), **meta}
+                (tmp / "checkpoint.json").write_text(json.dumps(doc, allow_nan=False), encoding="utf-8")
+                replace_directory(tmp, directory)
+            except OSError as exc:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise UserError(f"checkpoint {directory}: writing failed: {exc.strerror or exc}") from None
+            except BaseException:
+                shutil.rmtree(tmp, ignore_errors=True)
+                raise
+
+        def after_day(day: int) -> None:
+            if every and day % every == 0 and day < days:
+                save(day)
+            if on_day is not None:
+                on_day(day)
+
         try:  # the partitions live until the run directory is written: they serve citizens.parquet
-            results = run_partitions(pool, scn, citizens, days, seed, on_day=on_day)
+            start_day = 0
+            if restore is not None:
+                pool.call("restore_checkpoint", [(str(restore[0] / _part(p)),) for p in range(pool.k)])
+                start_day = restore[1]
+            results = run_partitions(pool, scn, citizens, days, seed, on_day=after_day, start_day=start_day)
             worker_peaks = pool.call("peak_rss")
             with atomic_dir(target, force=True) as tmp:
                 wall = (dt.datetime.now(dt.UTC) - started).total_seconds()
                 manifest = _manifest(results.sim, results.timings, started, wall)
                 manifest.update(backend="ray", workers=len(ranges), partitions=[list(r) for r in ranges],
-                                worker_peak_rss_bytes=worker_peaks, checkpoint_every=None)
+                                worker_peak_rss_bytes=worker_peaks, checkpoint_every=every)
                 write_run(results, tmp, manifest)
-        except ray.exceptions.RayError as exc:  # a worker (actor or node) died: nothing was written
+        except ray.exceptions.RayError as exc:
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, UserError):  # e.g. a corrupt partition checkpoint: its own one line
+                raise UserError(str(cause)) from None
+            if isinstance(cause, OSError):  # e.g. a full disk under a partition's checkpoint
+                raise UserError(f"a Ray worker could not write {cause.filename or ''}: "
+                                f"{cause.strerror or cause}; nothing was written") from None
             raise UserError(f"a Ray worker failed during the run ({type(exc).__name__}); nothing was written: "
-                            "run it again (the results do not depend on the workers)") from None
+                            + ("resume it with `socialcredit resume`" if every and directory.exists() else
+                               "run it again") + " (the results do not depend on the workers)") from None
         finally:
             pool.close()
     finally:
         if started_here:
             ray.shutdown()
-    result = Run(target)
-    if temporary:
-        weakref.finalize(result, shutil.rmtree, target.parent, True)
-    return result
+    if every:
+        checkpoint.remove(target)
+    return Run(target)

@@ -82,20 +82,7 @@ def save(sim: Simulation, directory: Path, meta: dict[str, Any]) -> None:
     """Write a checkpoint of ``sim`` (at the end of day ``sim.day - 1``) to ``directory``."""
     tmp = temp_sibling(directory, "checkpoint")
     try:
-        arrays = collect(sim)
-        np.savez(tmp / "state.npz", **arrays)
-        doc = {
-            "format": FORMAT,
-            "version": VERSION,
-            "day": sim.day,
-            "graph_crc": sim.graph_crc,
-            "scenario_crc": scenario_crc(meta["scenario"]),
-            "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape), "crc32": crc(v)}
-                       for k, v in arrays.items()},
-            "daily_rows": sim.daily_rows,
-            **meta,
-        }
-        (tmp / "checkpoint.json").write_text(json.dumps(doc, allow_nan=False), encoding="utf-8")
+        write(sim, tmp, meta)
         replace_directory(tmp, directory)
     except OSError as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -103,6 +90,25 @@ def save(sim: Simulation, directory: Path, meta: dict[str, Any]) -> None:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def write(sim: Simulation, directory: Path, meta: dict[str, Any]) -> None:
+    """Write the checkpoint files of ``sim`` into the existing, empty ``directory`` (not atomic:
+    ``save`` writes to a temporary sibling and renames it)."""
+    arrays = collect(sim)
+    np.savez(directory / "state.npz", **arrays)
+    doc = {
+        "format": FORMAT,
+        "version": VERSION,
+        "day": sim.day,
+        "graph_crc": sim.graph_crc,
+        "scenario_crc": scenario_crc(meta["scenario"]),
+        "arrays": {k: {"dtype": str(v.dtype), "shape": list(v.shape), "crc32": crc(v)}
+                   for k, v in arrays.items()},
+        "daily_rows": sim.daily_rows,
+        **meta,
+    }
+    (directory / "checkpoint.json").write_text(json.dumps(doc, allow_nan=False), encoding="utf-8")
 
 
 def read_meta(directory: Path) -> dict[str, Any]:
@@ -118,7 +124,9 @@ def read_meta(directory: Path) -> dict[str, Any]:
         raise UserError(f"{path}: not a socialcredit checkpoint")
     if doc.get("version") != VERSION:
         raise UserError(f"{path}: checkpoint format version {doc.get('version')!r}, this version reads {VERSION}")
-    for key in ("day", "arrays", "daily_rows", "scenario", "citizens", "days", "seed", "graph_crc", "scenario_crc"):
+    partitioned = doc.get("backend") == "ray"  # the driver's document; each partition has its own checkpoint
+    keys = ("partitions", "workers") if partitioned else ("arrays", "daily_rows", "graph_crc")
+    for key in ("day", "scenario", "citizens", "days", "seed", "scenario_crc", *keys):
         if key not in doc:
             raise UserError(f"{path}: corrupt checkpoint (no {key!r})")
     if scenario_crc(doc["scenario"]) != doc["scenario_crc"]:

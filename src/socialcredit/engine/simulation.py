@@ -164,7 +164,7 @@ class Simulation:
                              if hasattr(p, "kind_code")}
         self.daily_rows: list[dict[str, float]] = []
         self.spool_dir = Path(tempfile.mkdtemp(prefix="socialcredit-spool-"))
-        weakref.finalize(self, shutil.rmtree, self.spool_dir, True)
+        self._remove_spool = weakref.finalize(self, shutil.rmtree, self.spool_dir, True)
         self.panel_events = Spool(self.spool_dir, "events", {
             "day": np.int16, "citizen": np.int32, "kind": np.uint8, "flags": np.uint8, "target": np.int32})
         self.panel_scores = Spool(self.spool_dir, "scores", {
@@ -334,6 +334,11 @@ class Simulation:
             if hasattr(plugin, "published"):
                 out.update(plugin.published())
         return out
+
+    def close(self) -> None:
+        """Remove the spool directory now (otherwise when the simulation is collected or the
+        interpreter exits; a process that is killed, such as a Ray actor, does neither)."""
+        self._remove_spool()
 
     def release(self) -> None:
         """Drop the plugins' working arrays once the run is over (outputs do not need them)."""
