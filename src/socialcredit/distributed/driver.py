@@ -137,13 +137,17 @@ class MergedRun:
 
 def run_partitions(
     workers: Workers, scenario: Scenario, citizens: int, days: int, seed: int,
-    on_day: Callable[[int], None] | None = None, start_day: int = 0,
+    on_day: Callable[[int], None] | None = None, start_day: int = 0, sync_every: int | None = None,
 ) -> Any:
     """Run days ``start_day..days-1`` on the partitions, exchanging halos; return merged ``Results``.
 
-    ``on_day(d)`` is called once day ``d - 1`` is done on every partition (checkpoints are
-    taken there). The partitions stay alive: ``Results.sim`` (a ``MergedRun``) fetches the
-    rows of citizens.parquet from them while the run directory is written.
+    Consecutive days without an exchange run in one call per partition; ``on_day`` is then
+    called for each of them afterwards, and a batch ends at every multiple of ``sync_every``
+    days done (where checkpoints are taken).
+
+    ``on_day(d)`` is called once day ``d - 1`` is done on every partition. The partitions stay
+    alive: ``Results.sim`` (a ``MergedRun``) fetches the rows of citizens.parquet from them while
+    the run directory is written.
     """
     from socialcredit.metrics.summary import Results, summary_metrics
 
@@ -156,17 +160,28 @@ def run_partitions(
     nsteps = metas[0]["steps"]
     setup_seconds = time.perf_counter() - t0
     t1 = time.perf_counter()
-    for day in range(start_day, days):
-        halo = workers.call("halo_today", [(day,)] * k)[0]
-        start = 0
-        for x, field in halo:
-            if x > start:
-                workers.call("run_steps", [(day, start, x)] * k)
-            workers.exchange(field)
-            start = x
-        workers.call("run_steps", [(day, start, nsteps)] * k)
+    schedule = workers.call_some([(0, "halo_schedule", (start_day, days))])[0]  # the same plan everywhere
+    day = start_day
+    while day < days:
+        halo = schedule[day - start_day]
+        if halo:  # step by step, with an exchange before each step that reads ghosts
+            start = 0
+            for x, field in halo:
+                if x > start:
+                    workers.call("run_steps", [(day, start, x)] * k)
+                workers.exchange(field)
+                start = x
+            workers.call("run_steps", [(day, start, nsteps)] * k)
+            done = day + 1
+        else:  # days without exchanges run in one call, up to the next exchange or sync point
+            done = day + 1
+            while done < days and not schedule[done - start_day] and not (sync_every and done % sync_every == 0):
+                done += 1
+            workers.call("run_days", [(day, done)] * k)
         if on_day is not None:
-            on_day(day + 1)
+            for d in range(day + 1, done + 1):
+                on_day(d)
+        day = done
     simulation_seconds = time.perf_counter() - t1
     outs = workers.call("outputs")
     merged = MergedRun(scenario, citizens, days, seed, workers, bounds)

@@ -346,6 +346,15 @@ class PartitionSim(Simulation):
         return [(x, info[x][2]) for x, s in enumerate(self.plan)
                 if info[x][2] is not None and (s.runs_on is None or s.runs_on(day))]
 
+    def run_days(self, first: int, last: int) -> None:
+        """Run every step of days ``first..last-1`` (days that need no exchange)."""
+        for day in range(first, last):
+            self.run_steps(day, 0, len(self.plan.steps))
+
+    def halo_schedule(self, first: int, last: int) -> list[list[tuple[int, str]]]:
+        """``halo_today`` for days ``first..last-1`` (one round trip for the driver, not one a day)."""
+        return [self.halo_today(day) for day in range(first, last)]
+
     def run_steps(self, day: int, i0: int, i1: int) -> None:
         """Run steps ``i0..i1-1`` of ``day`` (those scheduled for it)."""
         seconds = self.plan.seconds

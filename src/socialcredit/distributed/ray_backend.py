@@ -275,7 +275,8 @@ def _drive(scn: Scenario, target: Path, meta: dict[str, Any], on_day: Callable[[
             if restore is not None:
                 pool.call("restore_checkpoint", [(str(restore[0] / _part(p)),) for p in range(pool.k)])
                 start_day = restore[1]
-            results = run_partitions(pool, scn, citizens, days, seed, on_day=after_day, start_day=start_day)
+            results = run_partitions(pool, scn, citizens, days, seed, on_day=after_day, start_day=start_day,
+                                     sync_every=every)
             worker_peaks = pool.call("peak_rss")
             with atomic_dir(target, force=True) as tmp:
                 wall = (dt.datetime.now(dt.UTC) - started).total_seconds()
