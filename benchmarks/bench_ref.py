@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import re
 import resource
 import subprocess
 import sys
@@ -93,7 +94,7 @@ def main() -> None:
     parser.add_argument("--sizes", nargs="+", type=float, default=[1e6, 1e7])
     parser.add_argument("--days", type=int, default=365)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--write", type=Path, help="write a Markdown results file")
+    parser.add_argument("--write", type=Path, help="replace this benchmark's part (the top) of a Markdown results file")
     parser.add_argument("--one", type=float, help=argparse.SUPPRESS)
     parser.add_argument("--scenario", default="ref", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -114,9 +115,16 @@ def main() -> None:
     text = table(rows, jit)
     print(text)
     if args.write:
-        header = ("# Benchmark results\n\nProduced by `python benchmarks/bench_ref.py "
-                  + " ".join(sys.argv[1:]) + "`.\n\n")
-        args.write.write_text(header + text, encoding="utf-8")
+        write_top(args.write, "Produced by `python benchmarks/bench_ref.py " + " ".join(sys.argv[1:]) + "`.\n\n" + text)
+
+
+def write_top(path: Path, text: str) -> None:
+    """Replace the part of the results file before its first section (``## ``), keep the sections."""
+    old = path.read_text(encoding="utf-8") if path.exists() else ""
+    first = re.search(r"^## ", old, re.M)
+    rest = old[first.start():] if first else ""
+    path.write_text("# Benchmark results\n\n" + text.rstrip("\n") + "\n" + ("\n" + rest if rest else ""),
+                    encoding="utf-8")
 
 
 if __name__ == "__main__":
