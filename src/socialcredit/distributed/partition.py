@@ -5,14 +5,15 @@ a contiguous range of regions, so it can be driven in-process (tests) or inside
 a Ray actor (``socialcredit.distributed.ray_backend``).
 
 Index space ("ext" ids). A partition owns global citizens ``[g0, g1)`` and global
-blocks ``[b0, b1)``. Its neighbours outside the range (ghosts) get slots too, and
-ext ids are the positions in the sorted list ``gid`` of global ids (ghosts below
-``g0``, then the partition's own citizens, then ghosts above ``g1``), so the map
-is order-preserving: graph rows keep the order of the single-process run (float
-sums over neighbours are bit-identical) and position counters
-``i - block_start[b]`` are unchanged. Ghost rows of the graph are empty; the
-ghost tails of ``score``, ``list_start`` and ``flags`` are refreshed by halo
-exchange before the steps that read them through neighbours.
+blocks ``[b0, b1)``; its own citizens are ext ids ``0..n-1`` (global id − g0), so
+position counters ``i - block_start[b]`` are unchanged. Its neighbours outside
+the range (ghosts) come after, ``n..`` in the order of their global ids, and
+``gid`` maps every ext id back. Graph rows exist for own citizens only and keep
+the single-process order of their entries (ids are mapped in place, never
+re-sorted), so float sums over neighbours are bit-identical. Only the three
+arrays other stages read through neighbours have ghost slots — ``score``,
+``list_start`` and ``flags`` — and halo exchange refreshes them before the
+steps that read them; every other array holds the partition's own citizens.
 """
 
 from __future__ import annotations
@@ -109,19 +110,19 @@ def unfriend_partition(seed, day, probability, lo, hi, gid, list_start, offsets,
 
 
 @njit(cache=True, parallel=True)
-def _to_ext(rows, g0, g1, ghosts_below, ghosts_above):
-    """Turn global neighbour ids into ext ids in place: ghosts below ``g0`` first, then the
-    partition's own citizens ``g0..g1-1``, then ghosts from ``g1`` (each list sorted)."""
-    below = len(ghosts_below)
-    above0 = below + g1 - g0
+def _to_ext(rows, g0, g1, ghosts):
+    """Turn global neighbour ids into ext ids in place: own citizens ``g0..g1-1`` to
+    ``0..g1-g0-1``, ghosts (sorted global ids) to ``g1-g0`` onwards."""
+    n = g1 - g0
     for a in prange(len(rows)):
         j = rows[a]
-        if j < g0:
-            rows[a] = np.searchsorted(ghosts_below, j)
-        elif j < g1:
-            rows[a] = below + j - g0
+        if g0 <= j < g1:
+            rows[a] = j - g0
         else:
-            rows[a] = above0 + np.searchsorted(ghosts_above, j)
+            rows[a] = n + np.searchsorted(ghosts, j)
+
+
+GHOST_FIELDS = ("score", "list_start", "flags")
 
 
 class PartitionSim(Simulation):
@@ -157,37 +158,27 @@ class PartitionSim(Simulation):
         # the graph: the partition's rows of the global graph, generated alone (draws are counter-based)
         mine = graph_plugin.build_rows(g, self.seed, g0, g1)
         rows = mine.neighbours
-        local_offsets = np.asarray(mine.offsets, np.int64)
-        del mine
         ghosts = np.unique(rows[(rows < g0) | (rows >= g1)])
-        below = int(np.searchsorted(ghosts, g0))
-        self.gid = np.concatenate([ghosts[:below], np.arange(g0, g1, dtype=dt.CITIZEN_ID), ghosts[below:]])
-        self.lo, self.hi = below, below + (g1 - g0)  # the partition's own citizens, in ext ids
-        self.n = n_ext = len(self.gid)
-        total = int(local_offsets[-1])
-        offsets = np.empty(n_ext + 1, dt.offsets_dtype(total))
-        offsets[:below] = 0
-        offsets[below:self.hi + 1] = local_offsets
-        offsets[self.hi + 1:] = total
-        del local_offsets
-        _to_ext(rows, g0, g1, ghosts[:below], ghosts[below:])  # in place: global ids -> ext ids
-        self.graph = Graph(offsets=offsets, neighbours=rows)
+        n = g1 - g0
+        self.gid = np.concatenate([np.arange(g0, g1, dtype=dt.CITIZEN_ID), ghosts])
+        self.lo, self.hi = 0, n  # the partition's own citizens, in ext ids
+        self.n = n
+        _to_ext(rows, g0, g1, ghosts)  # in place: global ids -> ext ids
+        self.graph = Graph(offsets=mine.offsets, neighbours=rows)
+        del mine
         self.ghosts = ghosts
-        shift = below - g0
         self.blocks = Blocks(
-            region_start=g.region_start[r0:r1 + 1] + shift,
-            block_start=g.block_start[b0:b1 + 1] + shift,
+            region_start=g.region_start[r0:r1 + 1] - g0,
+            block_start=g.block_start[b0:b1 + 1] - g0,
             block_region=g.block_region[b0:b1] - r0,
             region_first_block=g.region_first_block[r0:r1 + 1] - b0,
         )
-        region = np.zeros(n_ext, dt.REGION)
-        region[self.lo:self.hi] = np.repeat(np.arange(r0, r1, dtype=dt.REGION), np.diff(g.region_start[r0:r1 + 1]))
-        self.citizens = Citizens.empty(region)
-        population.fill(self.citizens, self.blocks, self.seed, block_base=b0)
-        ghost = np.ones(n_ext, bool)
-        ghost[self.lo:self.hi] = False
-        self.citizens.income[ghost] = 1.0  # ghosts' own attributes are never used; keep them finite
-        self.citizens.income0[ghost] = 1.0
+        region = np.repeat(np.arange(r0, r1, dtype=dt.REGION), np.diff(g.region_start[r0:r1 + 1]))
+        self.citizens = cz = Citizens.empty(region)
+        for name in GHOST_FIELDS:  # ghost slots after the partition's own citizens
+            own = getattr(cz, name)
+            setattr(cz, name, np.concatenate([own, np.full(len(ghosts), own[0] if n else 0, own.dtype)]))
+        population.fill(cz, self.blocks, self.seed, block_base=b0)
         self._choose_panel(self.scenario.header.output.panel)
         self._setup_state()
         self.unfriend_hook = self._unfriend
@@ -234,7 +225,7 @@ class PartitionSim(Simulation):
         ``routes`` lists (owner, ext slots) for every partition this one reads from."""
         cuts = np.searchsorted(self.ghosts, bounds)
         self.wanted = [self.ghosts[cuts[p]:cuts[p + 1]] for p in range(len(bounds) - 1)]
-        slots = np.concatenate([np.arange(self.lo), np.arange(self.hi, self.n)]).astype(np.int64)
+        slots = np.arange(self.n, self.n + len(self.ghosts), dtype=np.int64)
         self.routes = [(p, slots[cuts[p]:cuts[p + 1]]) for p in range(len(bounds) - 1) if cuts[p + 1] > cuts[p]]
 
     def requests(self) -> list[np.ndarray]:

@@ -134,8 +134,8 @@ def score_all(
     day, prm, flags, income, list_start, points, old, new,
     miss, miss_day, gaming, speech, offsets, neighbours,
 ):
-    """New score of every citizen from the old scores of their active neighbours."""
-    for i in prange(len(old)):
+    """New score of every citizen (every row of the graph) from the old scores of their active neighbours."""
+    for i in prange(len(offsets) - 1):
         new[i] = components(i, day, prm, flags, income, list_start, points, old,
                             miss, miss_day, gaming, speech, offsets, neighbours)[5]
         gaming[i] = 0
@@ -177,7 +177,7 @@ class ReferenceScore(Plugin):
         )
         n = sim.n
         sim.citizens.score[:] = c.initial
-        self.scratch = np.empty(n, dt.SCORE)
+        self.scratch = np.empty_like(sim.citizens.score)  # swapped with it (a partition's has ghost slots)
         self.miss = np.zeros(n, dt.DECAYED)
         self.miss_day = np.zeros(n, dt.DAY)
         self.gaming = np.zeros(n, dt.COUNTER)
