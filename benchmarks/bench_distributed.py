@@ -78,7 +78,7 @@ def rows(results: list[dict]) -> list[str]:
         lines.append(
             f"| {label} | {r['citizens']:,} | {t['simulation_seconds']:.2f} | {t['setup_seconds']:.2f} "
             f"| {r['wall']:.1f} | {r['citizens'] * r['days'] / t['simulation_seconds']:.2g} "
-            f"| {r['driver_peak'] / 2**20:,.0f} MiB | {(worker or 0) / 2**20:,.0f} MiB | {per} |")
+            f"| {r['driver_peak'] / 2**20:,.0f} MiB | {f'{worker / 2**20:,.0f} MiB' if worker else '—'} | {per} |")
     return lines
 
 
