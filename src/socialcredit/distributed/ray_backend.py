@@ -240,7 +240,9 @@ def _drive(scn: Scenario, target: Path, meta: dict[str, Any], on_day: Callable[[
                          configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
-            raise UserError(f"cannot start or reach {where}: {one_line(str(exc))}") from None
+            hint = ("; if the cluster uses token authentication (`ray start` does by default), set "
+                    "RAY_AUTH_MODE=token" if address and os.environ.get("RAY_AUTH_MODE") != "token" else "")
+            raise UserError(f"cannot start or reach {where}: {one_line(str(exc))}{hint}") from None
         started_here = True
     try:
         # one CPU per actor, or an equal share when the cluster has fewer CPUs than workers
