@@ -272,3 +272,43 @@ def test_a_ray_run_killed_with_sigkill_resumes_to_the_same_results(local_ray, si
     for table in TABLES:
         assert (out / f"{table}.parquet").read_bytes() == (single / f"{table}.parquet").read_bytes(), table
     assert _metrics(out) == _metrics(single)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@needs_ray
+def test_a_run_on_a_cluster_started_by_ray_start(tmp_path):
+    """--address: a separate cluster (`ray start --head`), not an instance the driver starts."""
+    ray_cli = Path(sys.executable).with_name("ray")
+    if not ray_cli.exists():
+        ray_cli = Path(shutil.which("ray") or "ray")
+    port = _free_port()
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # no token to distribute on one machine
+    head = subprocess.Popen([str(ray_cli), "start", "--head", "--block", "--port", str(port), "--num-cpus", "2",
+                             "--include-dashboard", "false", "--disable-usage-stats"],
+                            start_new_session=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    try:
+        deadline = time.monotonic() + 120
+        for line in head.stdout:  # wait until the head says it is up
+            if "Ray runtime started" in line or time.monotonic() > deadline:
+                break
+        out, single = tmp_path / "cluster", tmp_path / "single"
+        res = subprocess.run([sys.executable, "-m", "socialcredit", "run", "ref", "-n", "20000", "-d", "30", "-q",
+                              "--backend", "ray", "--workers", "3", "--address", f"127.0.0.1:{port}", "-o", str(out)],
+                             env=env, capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+    finally:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+    api.run("ref", citizens=20_000, days=30, seed=1, out=single)
+    for table in TABLES:
+        assert (out / f"{table}.parquet").read_bytes() == (single / f"{table}.parquet").read_bytes(), table
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["workers"] == 3 and len(manifest["worker_peak_rss_bytes"]) == 3
