@@ -10,6 +10,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -103,7 +104,7 @@ needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="
 def local_ray():
     import ray
 
-    ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    ray.init(address="local", num_cpus=4, include_dashboard=False, log_to_driver=False, configure_logging=False)
     yield
     ray.shutdown()
 
@@ -307,6 +308,9 @@ def test_a_run_on_a_cluster_started_by_ray_start(tmp_path):
     finally:
         os.killpg(head.pid, signal.SIGKILL)
         head.wait()
+        current = Path(tempfile.gettempdir()) / "ray" / "ray_current_cluster"  # left by the killed head
+        if current.is_file() and current.read_text().strip().endswith(f":{port}"):
+            current.unlink()
     api.run("ref", citizens=20_000, days=30, seed=1, out=single)
     for table in TABLES:
         assert (out / f"{table}.parquet").read_bytes() == (single / f"{table}.parquet").read_bytes(), table

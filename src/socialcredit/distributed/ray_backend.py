@@ -236,7 +236,8 @@ def _drive(scn: Scenario, target: Path, meta: dict[str, Any], on_day: Callable[[
             probe(address)
         try:
             with _native_stderr_muted():  # Ray's C++ client logs each connection retry to stderr
-                ray.init(address=address, include_dashboard=False, log_to_driver=False,
+                # "local": a new instance, even where `ray start` left a cluster (or its stale address)
+                ray.init(address=address or "local", include_dashboard=False, log_to_driver=False,
                          configure_logging=False)
         except (ConnectionError, RuntimeError, ValueError) as exc:
             where = f"the Ray cluster at {address}" if address else "a local Ray instance"
