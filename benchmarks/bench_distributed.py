@@ -16,11 +16,12 @@ import argparse
 import json
 import os
 import platform
-import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from results_file import write_section
 
 SECTIONS = {"weak": "## Ray backend: weak scaling", "memory": "## Ray backend: memory per worker"}
 
@@ -87,14 +88,6 @@ def section(kind: str, results: list[dict]) -> str:
             + f"` ({platform.processor() or platform.machine()}, {os.cpu_count()} cores; a local Ray instance "
             "per run, one numba thread per worker; wall time includes Ray's start-up).", ""]
     return "\n".join(head + rows(results)) + "\n"
-
-
-def write_section(path: Path, title: str, text: str) -> None:
-    """Replace (or append) one section of the results file."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmark results\n"
-    pattern = re.compile(rf"{re.escape(title)}\n.*?(?=\n## |\Z)", re.S)
-    new = pattern.sub(text.rstrip("\n") + "\n", old) if pattern.search(old) else old.rstrip("\n") + "\n\n" + text
-    path.write_text(new, encoding="utf-8")
 
 
 def main() -> None:

@@ -12,13 +12,14 @@ import argparse
 import json
 import os
 import platform
-import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from results_file import write_top
 
 
 def one(citizens: int, days: int, seed: int, scenario: str = "ref") -> dict:
@@ -116,15 +117,6 @@ def main() -> None:
     print(text)
     if args.write:
         write_top(args.write, "Produced by `python benchmarks/bench_ref.py " + " ".join(sys.argv[1:]) + "`.\n\n" + text)
-
-
-def write_top(path: Path, text: str) -> None:
-    """Replace the part of the results file before its first section (``## ``), keep the sections."""
-    old = path.read_text(encoding="utf-8") if path.exists() else ""
-    first = re.search(r"^## ", old, re.M)
-    rest = old[first.start():] if first else ""
-    path.write_text("# Benchmark results\n\n" + text.rstrip("\n") + "\n" + ("\n" + rest if rest else ""),
-                    encoding="utf-8")
 
 
 if __name__ == "__main__":

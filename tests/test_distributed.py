@@ -203,17 +203,21 @@ def test_api_run_with_the_ray_backend(local_ray, single, tmp_path):
         api.run("ref", citizens=1000, days=10, address="127.0.0.1:1")
 
 
-@needs_ray
-def test_an_interrupted_ray_run_resumes_to_the_same_results(local_ray, single, tmp_path):
-    out = tmp_path / "run"
+def _interrupted(out: Path, at: int, **kwargs) -> None:
+    """A run of the ray backend interrupted (Ctrl-C) once ``at`` days are done."""
 
     def interrupt(day: int) -> None:
-        if day == 45:
+        if day == at:
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        api.run("ref", citizens=100_000, days=60, seed=1, out=out, backend="ray", workers=3, checkpoint_every=20,
-                on_day=interrupt)
+        api.run("ref", out=out, backend="ray", on_day=interrupt, **kwargs)
+
+
+@needs_ray
+def test_an_interrupted_ray_run_resumes_to_the_same_results(local_ray, single, tmp_path):
+    out = tmp_path / "run"
+    _interrupted(out, 45, citizens=100_000, days=60, seed=1, workers=3, checkpoint_every=20)
     assert not out.exists()
     saved = out.with_name("run.checkpoint")
     doc = json.loads((saved / "checkpoint.json").read_text())
@@ -231,14 +235,7 @@ def test_an_interrupted_ray_run_resumes_to_the_same_results(local_ray, single, t
 @needs_ray
 def test_a_corrupt_partition_checkpoint_is_one_line(local_ray, tmp_path):
     out = tmp_path / "run"
-
-    def interrupt(day: int) -> None:
-        if day == 12:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        api.run("ref", citizens=20_000, days=30, seed=2, out=out, backend="ray", workers=2, checkpoint_every=10,
-                on_day=interrupt)
+    _interrupted(out, 12, citizens=20_000, days=30, seed=2, workers=2, checkpoint_every=10)
     state = out.with_name("run.checkpoint") / "part-001" / "state.npz"
     data = bytearray(state.read_bytes())
     data[len(data) // 2] ^= 0xFF

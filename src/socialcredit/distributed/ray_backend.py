@@ -221,7 +221,7 @@ def _drive(scn: Scenario, target: Path, meta: dict[str, Any], on_day: Callable[[
     """Start (or reach) Ray, run the partitions from day 0 or from a checkpoint, write the run."""
     from socialcredit.api import Run, _manifest
     from socialcredit.engine import checkpoint
-    from socialcredit.io.rundir import atomic_dir, replace_directory, temp_sibling
+    from socialcredit.io.rundir import atomic_dir, atomic_replace
     from socialcredit.io.tables import write_run
 
     started = dt.datetime.fromisoformat(meta["started"])
@@ -252,20 +252,12 @@ def _drive(scn: Scenario, target: Path, meta: dict[str, Any], on_day: Callable[[
         pool = RayWorkers(scn, citizens, days, seed, ranges, cpus=cpus, threads=meta.get("threads"))
 
         def save(day: int) -> None:
-            tmp = temp_sibling(directory, "checkpoint")
-            try:
+            with atomic_replace(directory, "checkpoint") as tmp:  # complete, with every part, or absent
                 part_meta = {k: meta[k] for k in ("scenario", "citizens", "days", "seed")}
                 pool.call("save_checkpoint", [(str(tmp / _part(p)), part_meta) for p in range(pool.k)])
                 doc = {"format": checkpoint.FORMAT, "version": checkpoint.VERSION, "day": day,
                        "scenario_crc": checkpoint.scenario_crc(meta["scenario"]), **meta}
                 (tmp / "checkpoint.json").write_text(json.dumps(doc, allow_nan=False), encoding="utf-8")
-                replace_directory(tmp, directory)
-            except OSError as exc:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise UserError(f"checkpoint {directory}: writing failed: {exc.strerror or exc}") from None
-            except BaseException:
-                shutil.rmtree(tmp, ignore_errors=True)
-                raise
 
         def after_day(day: int) -> None:
             if every and day % every == 0 and day < days:

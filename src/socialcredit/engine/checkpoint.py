@@ -21,7 +21,7 @@ import numpy as np
 
 from socialcredit.engine.kernels import apply_cut_bits, cut_bits
 from socialcredit.errors import UserError
-from socialcredit.io.rundir import replace_directory, temp_sibling
+from socialcredit.io.rundir import atomic_replace
 
 if TYPE_CHECKING:
     from socialcredit.engine.simulation import Simulation
@@ -80,16 +80,8 @@ def collect(sim: Simulation) -> dict[str, np.ndarray]:
 
 def save(sim: Simulation, directory: Path, meta: dict[str, Any]) -> None:
     """Write a checkpoint of ``sim`` (at the end of day ``sim.day - 1``) to ``directory``."""
-    tmp = temp_sibling(directory, "checkpoint")
-    try:
+    with atomic_replace(directory, "checkpoint") as tmp:
         write(sim, tmp, meta)
-        replace_directory(tmp, directory)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"checkpoint {directory}: writing failed: {exc.strerror or exc}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def write(sim: Simulation, directory: Path, meta: dict[str, Any]) -> None:

@@ -55,6 +55,25 @@ def temp_sibling(target: Path, what: str) -> Path:
 
 
 @contextlib.contextmanager
+def atomic_replace(target: Path, what: str) -> Iterator[Path]:
+    """Yield a new temporary directory next to ``target``; on success it replaces ``target``.
+
+    On any error or interruption the temporary directory is removed and ``target`` is
+    left as it was; an ``OSError`` becomes a one-line ``UserError`` naming ``what``.
+    """
+    tmp = temp_sibling(target, what)
+    try:
+        yield tmp
+        replace_directory(tmp, target)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise UserError(f"{what} {target}: writing failed: {exc.strerror or exc}") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+@contextlib.contextmanager
 def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
     """Yield a temporary directory next to ``out``; on success it becomes ``out``.
 
@@ -62,14 +81,6 @@ def atomic_dir(out: Path, force: bool = False) -> Iterator[Path]:
     is left as it was.
     """
     check_target(out, force)
-    tmp = temp_sibling(out, "--out")
-    try:
+    with atomic_replace(out, "--out") as tmp:
         yield tmp
         tmp.chmod(0o755)
-        replace_directory(tmp, out)
-    except OSError as exc:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise UserError(f"--out {out}: writing failed: {exc.strerror or exc}") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
