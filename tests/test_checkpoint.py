@@ -82,6 +82,26 @@ def test_resume_in_process_equals_straight(tmp_path):
     assert b.manifest["days"] == 100
 
 
+def test_resume_after_the_run_was_written_removes_the_stale_checkpoint(tmp_path):
+    """Stopped between writing the run directory and removing its checkpoint: resume has nothing to do."""
+    from socialcredit.engine import checkpoint
+    from socialcredit.engine.simulation import Simulation
+    from socialcredit.scenario import Scenario
+
+    done = sc.run("ref", citizens=3_000, days=40, seed=2, out=tmp_path / "run")
+    before = {t: (done.path / f"{t}.parquet").read_bytes() for t in TABLES}
+    scn = Scenario.load("ref")
+    sim = Simulation(scn, citizens=3_000, days=40, seed=2)
+    for _ in range(20):
+        sim.step()
+    meta = {"scenario": scn.to_dict(), "scenario_source": scn.source, "citizens": 3_000, "days": 40,
+            "seed": 2, "checkpoint_every": 20, "force": False, "started": "2026-01-01T00:00:00+00:00"}
+    checkpoint.save(sim, tmp_path / "run.checkpoint", meta)
+    again = sc.resume(tmp_path / "run")
+    assert again.path == done.path and not (tmp_path / "run.checkpoint").exists()
+    assert {t: (again.path / f"{t}.parquet").read_bytes() for t in TABLES} == before
+
+
 @pytest.fixture
 def broken(tmp_path) -> Path:
     """An interrupted run's checkpoint, to be damaged by the tests."""

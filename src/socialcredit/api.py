@@ -106,6 +106,11 @@ def resume(
     target = Path(out)
     directory = checkpoint.find(target)
     doc = checkpoint.read_meta(directory)
+    if (target / "summary.json").is_file() and (target / "manifest.json").is_file():
+        # the run was written, then stopped before removing its checkpoint (a run that starts
+        # over into the same --out removes an older checkpoint first): nothing left to do
+        checkpoint.remove(target)
+        return Run(target)
     if doc.get("backend") == "ray":
         if on_setup is not None:
             raise UserError("on_setup is not available when resuming a run of the ray backend")

@@ -279,6 +279,8 @@ def _drive(scn: Scenario, target: Path, meta: dict[str, Any], on_day: Callable[[
                 manifest.update(backend="ray", workers=len(ranges), partitions=[list(r) for r in ranges],
                                 worker_peak_rss_bytes=worker_peaks, checkpoint_every=every)
                 write_run(results, tmp, manifest)
+            if every:
+                checkpoint.remove(target)  # now, not after Ray's shutdown: a stop in between leaves no stale one
         except ray.exceptions.RayError as exc:
             cause = getattr(exc, "cause", None)
             if isinstance(cause, UserError):  # e.g. a corrupt partition checkpoint: its own one line
@@ -294,6 +296,4 @@ def _drive(scn: Scenario, target: Path, meta: dict[str, Any], on_day: Callable[[
     finally:
         if started_here:
             ray.shutdown()
-    if every:
-        checkpoint.remove(target)
     return Run(target)
