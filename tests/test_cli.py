@@ -69,6 +69,11 @@ def test_set_override_lands_in_manifest(tmp_path, capsys):
         (["run", "ref", "--threads", "0"], "--threads"),
         (["run", "ref", "--no-such-option"], "No such option"),
         (["validate", "/no/such.toml"], "no such scenario file"),
+        (["run", "ref", "-d", "10", "--checkpoint-every", "0"], "--checkpoint-every must be between 1 and --days"),
+        (["run", "ref", "-d", "10", "--checkpoint-every", "11"], "--checkpoint-every must be between 1 and --days"),
+        (["run", "ref", "--backend", "ray", "--workers", "0"], "--workers must be between 1 and 4096"),
+        (["run", "ref", "--workers", "2"], "--workers needs --backend ray"),
+        (["run", "ref", "--backend", "dask"], "--backend must be single or ray"),
     ],
 )
 def test_bad_input_one_line_exit_2(capsys, args, needle):

@@ -73,8 +73,7 @@ def run(
                        force=force, checkpoint_every=checkpoint_every, on_day=on_day)
     if address is not None:
         raise UserError("address needs backend='ray'")
-    if checkpoint_every is not None and not 1 <= checkpoint_every <= days:
-        raise UserError(f"--checkpoint-every must be between 1 and --days ({days}) (got {checkpoint_every})")
+    checkpoint.check_every(checkpoint_every, days)
     preflight(scn, citizens)
     temporary = out is None
     if temporary and checkpoint_every:

@@ -95,6 +95,7 @@ def run_command(
 ) -> None:
     """Run a scenario and write a run directory (Parquet tables, summary.json, manifest.json)."""
     from socialcredit import api
+    from socialcredit.engine import checkpoint
     from socialcredit.engine.simulation import check_size, preflight
     from socialcredit.io.rundir import check_target
     from socialcredit.scenario import Scenario
@@ -105,10 +106,13 @@ def run_command(
         raise UserError(f"--backend must be single or ray (got {backend!r})")
     if backend == "single" and (address is not None or workers is not None):
         raise UserError(f"{'--address' if address is not None else '--workers'} needs --backend ray")
+    checkpoint.check_every(checkpoint_every, days)
     if backend == "ray":
-        from socialcredit.distributed import check_supported
+        from socialcredit.distributed.partition import check_supported, check_workers
 
         check_supported(scn)
+        if workers is not None:
+            check_workers(workers)
     preflight(scn, citizens)
     if out_dir is None:
         stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")

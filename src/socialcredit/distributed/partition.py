@@ -64,6 +64,15 @@ def check_supported(scenario: Scenario) -> None:
                                 f"({section}.{name}.initial_share is {plugin.config.initial_share})")
 
 
+MAX_WORKERS = 4096
+
+
+def check_workers(workers: int) -> None:
+    """Refuse a number of partitions outside 1..MAX_WORKERS (one line)."""
+    if not 1 <= workers <= MAX_WORKERS:
+        raise UserError(f"--workers must be between 1 and {MAX_WORKERS} (got {workers})")
+
+
 def split_regions(region_counts: np.ndarray, workers: int) -> list[tuple[int, int]]:
     """Cut regions ``0..R-1`` into ``workers`` contiguous ranges balanced by citizen count
     (non-empty where possible; fewer ranges when there are fewer regions than workers)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from socialcredit.distributed.driver import Workers, run_partitions
-from socialcredit.distributed.partition import check_supported, split_regions
+from socialcredit.distributed.partition import check_supported, check_workers, split_regions
 from socialcredit.errors import UserError, one_line
 from socialcredit.scenario import Scenario
 
@@ -164,10 +164,8 @@ def run_ray(
     started = dt.datetime.now(dt.UTC)
     scn = scenario if isinstance(scenario, Scenario) else Scenario.load(scenario)
     check_size(citizens, days, seed)
-    if not 1 <= workers <= 4096:
-        raise UserError(f"--workers must be between 1 and 4096 (got {workers})")
-    if checkpoint_every is not None and not 1 <= checkpoint_every <= days:
-        raise UserError(f"--checkpoint-every must be between 1 and --days ({days}) (got {checkpoint_every})")
+    check_workers(workers)
+    checkpoint.check_every(checkpoint_every, days)
     check_supported(scn)
     preflight(scn, citizens)
     temporary = out is None

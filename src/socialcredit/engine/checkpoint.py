@@ -30,6 +30,12 @@ FORMAT = "socialcredit-checkpoint"
 VERSION = 1
 
 
+def check_every(every: int | None, days: int) -> None:
+    """Refuse a checkpoint interval outside 1..days (one line)."""
+    if every is not None and not 1 <= every <= days:
+        raise UserError(f"--checkpoint-every must be between 1 and --days ({days}) (got {every})")
+
+
 def checkpoint_dir(out: Path) -> Path:
     """Where the checkpoints of a run writing to ``out`` live."""
     return out.with_name(out.name + ".checkpoint")
