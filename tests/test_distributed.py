@@ -85,6 +85,23 @@ def test_in_process_partitions_match_one_process(k):
     assert court.table(days).equals(got.find("records", "court-list").table(days))
 
 
+@pytest.mark.parametrize(("n", "k"), [(1, 1), (5, 2), (20, 3), (40, 31), (100, 7)])
+def test_tiny_populations_and_as_many_partitions_as_regions(n, k):
+    """Partitions with a handful of citizens, or none, still add up to the one-process run."""
+    scn = Scenario.load("ref")
+    sim = Simulation(scn, citizens=n, days=40, seed=3)
+    ref = sim.run()
+    ranges = split_regions(scn.plugins("population")["population"].region_counts(n, 3), k)
+    assert len(ranges) == k
+    res = run_partitions(LocalWorkers(scn, n, 40, 3, ranges), scn, n, 40, 3)
+    want, have = citizen_columns(sim, 0, n, 0), res.sim.citizen_rows(0, n)
+    assert all(np.array_equal(want[c], have[c]) for c in want)
+    assert sim.daily_rows == res.sim.daily_rows
+    drop = {"citizen_days_per_s"}
+    assert {a: b for a, b in ref.metrics.items() if a not in drop} == \
+        {a: b for a, b in res.metrics.items() if a not in drop}
+
+
 def test_unsupported_plugins_are_refused(capsys):
     from socialcredit.distributed import check_supported
 
