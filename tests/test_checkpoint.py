@@ -62,21 +62,25 @@ def test_sigkill_then_resume_is_bit_identical(tmp_path, straight):
     _same_outputs(out, straight)
 
 
-def test_resume_in_process_equals_straight(tmp_path):
-    kwargs = dict(citizens=5_000, days=100, seed=9)
-    a = sc.run("ref", out=tmp_path / "a", **kwargs)
-    # run 60 days with checkpoints every 30, then simulate a crash by keeping only the checkpoint
+def _checkpoint_after(out: Path, days_done: int, citizens: int, days: int, seed: int, every: int) -> None:
+    """Write the checkpoint a run to ``out`` would have left after ``days_done`` days (a crash after it)."""
     from socialcredit.engine import checkpoint
     from socialcredit.engine.simulation import Simulation
     from socialcredit.scenario import Scenario
 
     scn = Scenario.load("ref")
-    sim = Simulation(scn, **kwargs)
-    for _ in range(60):
+    sim = Simulation(scn, citizens=citizens, days=days, seed=seed)
+    for _ in range(days_done):
         sim.step()
-    meta = {"scenario": scn.to_dict(), "scenario_source": scn.source, "citizens": 5_000, "days": 100,
-            "seed": 9, "checkpoint_every": 30, "force": False, "started": "2026-01-01T00:00:00+00:00"}
-    checkpoint.save(sim, tmp_path / "b.checkpoint", meta)
+    meta = {"scenario": scn.to_dict(), "scenario_source": scn.source, "citizens": citizens, "days": days,
+            "seed": seed, "checkpoint_every": every, "force": False, "started": "2026-01-01T00:00:00+00:00"}
+    checkpoint.save(sim, out.with_name(out.name + ".checkpoint"), meta)
+
+
+def test_resume_in_process_equals_straight(tmp_path):
+    kwargs = dict(citizens=5_000, days=100, seed=9)
+    a = sc.run("ref", out=tmp_path / "a", **kwargs)
+    _checkpoint_after(tmp_path / "b", 60, every=30, **kwargs)  # a crash after day 60, checkpoints every 30
     b = sc.resume(tmp_path / "b")
     _same_outputs(a.path, b.path)
     assert b.manifest["days"] == 100
@@ -84,19 +88,9 @@ def test_resume_in_process_equals_straight(tmp_path):
 
 def test_resume_after_the_run_was_written_removes_the_stale_checkpoint(tmp_path):
     """Stopped between writing the run directory and removing its checkpoint: resume has nothing to do."""
-    from socialcredit.engine import checkpoint
-    from socialcredit.engine.simulation import Simulation
-    from socialcredit.scenario import Scenario
-
     done = sc.run("ref", citizens=3_000, days=40, seed=2, out=tmp_path / "run")
     before = {t: (done.path / f"{t}.parquet").read_bytes() for t in TABLES}
-    scn = Scenario.load("ref")
-    sim = Simulation(scn, citizens=3_000, days=40, seed=2)
-    for _ in range(20):
-        sim.step()
-    meta = {"scenario": scn.to_dict(), "scenario_source": scn.source, "citizens": 3_000, "days": 40,
-            "seed": 2, "checkpoint_every": 20, "force": False, "started": "2026-01-01T00:00:00+00:00"}
-    checkpoint.save(sim, tmp_path / "run.checkpoint", meta)
+    _checkpoint_after(tmp_path / "run", 20, citizens=3_000, days=40, seed=2, every=20)
     again = sc.resume(tmp_path / "run")
     assert again.path == done.path and not (tmp_path / "run.checkpoint").exists()
     assert {t: (again.path / f"{t}.parquet").read_bytes() for t in TABLES} == before
@@ -105,17 +99,7 @@ def test_resume_after_the_run_was_written_removes_the_stale_checkpoint(tmp_path)
 @pytest.fixture
 def broken(tmp_path) -> Path:
     """An interrupted run's checkpoint, to be damaged by the tests."""
-    from socialcredit.engine import checkpoint
-    from socialcredit.engine.simulation import Simulation
-    from socialcredit.scenario import Scenario
-
-    scn = Scenario.load("ref")
-    sim = Simulation(scn, 3_000, 90, 2)
-    for _ in range(30):
-        sim.step()
-    meta = {"scenario": scn.to_dict(), "scenario_source": scn.source, "citizens": 3_000, "days": 90,
-            "seed": 2, "checkpoint_every": 30, "force": False, "started": "2026-01-01T00:00:00+00:00"}
-    checkpoint.save(sim, tmp_path / "run.checkpoint", meta)
+    _checkpoint_after(tmp_path / "run", 30, citizens=3_000, days=90, seed=2, every=30)
     return tmp_path / "run"
 
 
