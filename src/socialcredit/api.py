@@ -75,6 +75,22 @@ def run(
         raise UserError("address needs backend='ray'")
     checkpoint.check_every(checkpoint_every, days)
     preflight(scn, citizens)
+    target, temporary = run_target(out, force, checkpoint_every)
+    sim = Simulation(scn, citizens=citizens, days=days, seed=seed)
+    meta = {"scenario": scn.to_dict(), "scenario_source": scn.source, "citizens": citizens, "days": days,
+            "seed": seed, "checkpoint_every": checkpoint_every, "force": force, "started": started.isoformat()}
+    result = _finish(sim, target, meta, started, on_setup, on_day)
+    if temporary:
+        weakref.finalize(result, shutil.rmtree, target.parent, True)
+    return result
+
+
+def run_target(out: str | Path | None, force: bool, checkpoint_every: int | None) -> tuple[Path, bool]:
+    """Where a new run is written, and whether that is a temporary directory (``out=None``).
+
+    Refuses an existing non-empty ``out`` without ``force``, and a checkpoint an interrupted
+    run left there (``resume`` finishes it; ``force`` removes it).
+    """
     temporary = out is None
     if temporary and checkpoint_every:
         raise UserError("--checkpoint-every needs an output directory")
@@ -85,13 +101,7 @@ def run(
             raise UserError(f"--out {target}: an interrupted run left a checkpoint; "
                             f"`socialcredit resume {target}` finishes it (or use --force to start over)")
         checkpoint.remove(target)
-    sim = Simulation(scn, citizens=citizens, days=days, seed=seed)
-    meta = {"scenario": scn.to_dict(), "scenario_source": scn.source, "citizens": citizens, "days": days,
-            "seed": seed, "checkpoint_every": checkpoint_every, "force": force, "started": started.isoformat()}
-    result = _finish(sim, target, meta, started, on_setup, on_day)
-    if temporary:
-        weakref.finalize(result, shutil.rmtree, target.parent, True)
-    return result
+    return target, temporary
 
 
 def resume(

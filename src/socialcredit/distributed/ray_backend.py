@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -157,9 +156,9 @@ def run_ray(
     cluster, a shared filesystem), and ``resume_ray`` (``socialcredit resume``) finishes an
     interrupted run with the same results.
     """
+    from socialcredit.api import run_target
     from socialcredit.engine import checkpoint
     from socialcredit.engine.simulation import check_size, preflight
-    from socialcredit.io.rundir import check_target
 
     started = dt.datetime.now(dt.UTC)
     scn = scenario if isinstance(scenario, Scenario) else Scenario.load(scenario)
@@ -168,16 +167,7 @@ def run_ray(
     checkpoint.check_every(checkpoint_every, days)
     check_supported(scn)
     preflight(scn, citizens)
-    temporary = out is None
-    if temporary and checkpoint_every:
-        raise UserError("--checkpoint-every needs an output directory")
-    target = Path(tempfile.mkdtemp(prefix="socialcredit-")) / "run" if temporary else Path(out)
-    check_target(target, force)
-    if (checkpoint.find(target) / "checkpoint.json").is_file():
-        if not force:
-            raise UserError(f"--out {target}: an interrupted run left a checkpoint; "
-                            f"`socialcredit resume {target}` finishes it (or use --force to start over)")
-        checkpoint.remove(target)
+    target, temporary = run_target(out, force, checkpoint_every)
     population = scn.plugins("population")["population"]
     ranges = split_regions(population.region_counts(citizens, seed), workers)
     meta = {"backend": "ray", "scenario": scn.to_dict(), "scenario_source": scn.source, "citizens": citizens,
