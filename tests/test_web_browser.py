@@ -156,7 +156,9 @@ def test_shame_board_marks_innocents(page) -> None:
     page.goto("/shame?run=alpha")
     page.wait_for_selector(".offender")
     assert page.locator(".offender").count() == 48
-    assert page.locator(".offender img").first.evaluate("img => img.complete && img.naturalWidth > 0")
+    # the avatars are fetched after the board is drawn: wait until the first has loaded
+    page.wait_for_function("(() => { const img = document.querySelector('.offender img');"
+                           " return img && img.complete && img.naturalWidth > 0; })()", timeout=30_000)
     _shot(page, "shame")
     page.check("#innocent-only")
     page.wait_for_selector(".offender.innocent")
