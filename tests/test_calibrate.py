@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import socialcredit as sc
+from cli_call import call
 from socialcredit.analysis.calibrate import MEASURES, Target, calibrate_run, compare, gini, passed, targets
-from socialcredit.cli import main
 
 SCENARIO = Path(__file__).parent / "data" / "china_population.toml"
 POPULATION_ROWS = {
@@ -34,13 +34,6 @@ def bare(tmp_path_factory):
     path = tmp_path_factory.mktemp("bare") / "bare.toml"
     path.write_text('name = "bare-china"\n[population]\nkind = "china"\n[graph]\nkind = "homophilous"\n')
     return path
-
-
-def call(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def by_key(rows):

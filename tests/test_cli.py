@@ -11,20 +11,13 @@ import time
 
 import pytest
 
-from socialcredit.cli import main
+from cli_call import call
 
 
 def cli(*args: str) -> tuple[int, str, str]:
     proc = subprocess.run([sys.executable, "-m", "socialcredit", *args], capture_output=True, text=True,
                           timeout=600)
     return proc.returncode, proc.stdout, proc.stderr
-
-
-def call(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def test_run_writes_directory_and_prints_where(tmp_path, capsys):

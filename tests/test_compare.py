@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 import socialcredit as sc
+from cli_call import call
 from socialcredit.analysis.compare import compare, metric_table
-from socialcredit.cli import main
 
 CITIZENS = 3_000
 
@@ -24,13 +24,6 @@ def runs(tmp_path_factory):
                   overrides={"observation.camera.false_match": 0.3, "records.court_list.repay_rate": 0.02}).path
     other = sc.run("ref", citizens=CITIZENS, days=90, seed=2, out=base / "other").path
     return {"a": a, "same": same, "other": other}
-
-
-def call(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def metrics(path) -> dict[str, float | None]:

@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 import socialcredit as sc
-from socialcredit.cli import main
+from cli_call import call as _call
 from socialcredit.errors import ScenarioError, UserError
 from socialcredit.population import Blocks, Citizens
 from socialcredit.population.parquet import SCHEMA, ParquetPopulationConfig, read_synthetic
@@ -155,13 +155,6 @@ def test_preflight_dry_run_takes_files_of_any_size(tmp_path, n):
 
 
 # -- running -------------------------------------------------------------------------------------------------
-
-
-def _call(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def test_run_via_cli(tmp_path, capsys):

@@ -13,8 +13,8 @@ import pytest
 from markupsafe import escape
 
 import socialcredit as sc
+from cli_call import call
 from socialcredit.analysis.report import RunData, build_report, chart_groups, write_report
-from socialcredit.cli import main
 
 PLOT_DATA = re.compile(r'<script type="application/json" class="plot-data" data-target="([^"]+)">(.*?)</script>',
                        re.S)
@@ -46,13 +46,6 @@ def china(tmp_path_factory):
 @pytest.fixture(scope="module")
 def china_html(china):
     return write_report(china.path).read_text(encoding="utf-8")
-
-
-def call(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def plots(text: str) -> dict[str, dict]:

@@ -9,8 +9,8 @@ import polars as pl
 import pytest
 
 import socialcredit as sc
+from cli_call import call
 from socialcredit.analysis.sql import query
-from socialcredit.cli import main
 from socialcredit.errors import UserError
 from socialcredit.io.tables import TABLES
 
@@ -22,13 +22,6 @@ def run_dir(tmp_path_factory):
     out = tmp_path_factory.mktemp("sql") / "run"
     sc.run("ref", citizens=CITIZENS, days=60, seed=4, out=out)
     return out
-
-
-def call(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 def listing(path) -> dict[str, float]:

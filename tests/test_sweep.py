@@ -5,6 +5,7 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from cli_call import call
 from socialcredit.analysis import sweep as sweep_module
 from socialcredit.analysis.sweep import grid_points, parse_grid
 from socialcredit.cli import main
@@ -13,13 +14,6 @@ from socialcredit.errors import UserError
 KEY = "observation.camera.false_match"
 METRICS = ("p_mean", "listed_ever_share", "misattributed_per_1000", "shame_board_innocent_share",
            "chilling_reduction", "di_listed_ever_minority", "citizen_days_per_s")
-
-
-def call(capsys, *args: str) -> tuple[int, str, str]:
-    with pytest.raises(SystemExit) as exc:
-        main(list(args))
-    captured = capsys.readouterr()
-    return exc.value.code, captured.out, captured.err
 
 
 @pytest.fixture(scope="module")

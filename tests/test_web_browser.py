@@ -100,6 +100,16 @@ def _shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def _open_first_of_list(page, run: str, kind: str) -> None:
+    """Open the citizen explorer, pick a list of citizens and open the first one's timeline."""
+    page.goto(f"/citizens?run={run}")
+    page.wait_for_selector("#pick-list li")
+    page.click(f"button[data-list={kind}]")
+    page.wait_for_selector("#pick-list li")
+    page.locator("#pick-list li").first.click()
+    page.wait_for_selector("#timeline-plot .main-svg", timeout=30_000)
+
+
 def test_overview_one_run_and_side_by_side(page) -> None:
     page.goto("/?run=alpha")
     page.wait_for_selector("#tiles .tile")
@@ -130,12 +140,7 @@ def test_switch_runs_from_the_top_bar(page) -> None:
 
 
 def test_citizen_explorer(page) -> None:
-    page.goto("/citizens?run=alpha")
-    page.wait_for_selector("#pick-list li")
-    page.click("button[data-list=listed]")
-    page.wait_for_selector("#pick-list li")
-    page.locator("#pick-list li").first.click()
-    page.wait_for_selector("#timeline-plot .main-svg", timeout=30_000)
+    _open_first_of_list(page, "alpha", "listed")
     assert _traces(page, "#timeline-plot") >= 2
     assert page.locator("#profile .badge.red").count() >= 1  # on the court list
     assert page.locator("#sanctions table tbody tr").count() >= 1
@@ -235,12 +240,7 @@ def test_china_lists_bans_by_service(page) -> None:
 
 
 def test_china_citizen_decomposition(page) -> None:
-    page.goto("/citizens?run=china")
-    page.wait_for_selector("#pick-list li")
-    page.click("button[data-list=refused]")
-    page.wait_for_selector("#pick-list li")
-    page.locator("#pick-list li").first.click()
-    page.wait_for_selector("#timeline-plot .main-svg", timeout=30_000)
+    _open_first_of_list(page, "china", "refused")
     assert page.locator("#decomposition .decomp").count() == 2  # sesame and tencent
     assert "Tencent-like score (tencent)" in page.locator("#decomposition").inner_text()
     assert "consequences." in page.locator("#sanctions").inner_text()
