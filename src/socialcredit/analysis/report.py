@@ -957,20 +957,17 @@ class _Outcome:
     source: str  # where it comes from, for the table
 
 
+# boolean attributes compared: column, attribute, group where true, group where false
+_BINARY = (("minority", "minority", "minority", "majority"), ("urban", "urban", "urban", "rural"),
+           ("hukou_urban", "hukou", "urban hukou", "rural hukou"), ("female", "sex", "women", "men"))
+
+
 def _groups(cz: pl.DataFrame, names: dict[int, str], word: str) -> list[_Group]:
     groups: list[_Group] = []
-    if "minority" in cz.columns:
-        m = cz["minority"].to_numpy().astype(bool)
-        groups.append(_Group("minority", "minority", m, "majority", ~m))
-    if "urban" in cz.columns:
-        u = cz["urban"].to_numpy().astype(bool)
-        groups.append(_Group("urban", "urban", u, "rural", ~u))
-    if "hukou_urban" in cz.columns:
-        h = cz["hukou_urban"].to_numpy().astype(bool)
-        groups.append(_Group("hukou", "urban hukou", h, "rural hukou", ~h))
-    if "female" in cz.columns:
-        f = cz["female"].to_numpy().astype(bool)
-        groups.append(_Group("sex", "women", f, "men", ~f))
+    for column, attribute, yes, no in _BINARY:
+        if column in cz.columns:
+            flag = cz[column].to_numpy().astype(bool)
+            groups.append(_Group(attribute, yes, flag, no, ~flag))
     if "income0" in cz.columns and cz.height >= 5:
         q = _quintile(cz["income0"].to_numpy())
         top = q == 4
